@@ -15,6 +15,11 @@ DESTDIR ?=
 SAN     ?=
 WERROR  ?= $(if $(CI),1,)
 FUZZ_SECONDS ?= 10
+# ONLY="quantity meta": build just these common modules (plus log and buf), their unit
+# tests, fuzzers and benches, and no daemons — for working on one module at a time.
+ONLY    ?=
+# $(call only_filter,PREFIX,SUFFIX,FILES): FILES, or with ONLY set those named PREFIX<m>SUFFIX.
+only_filter = $(if $(ONLY),$(filter $(addprefix $(1),$(addsuffix $(2),$(ONLY) log buf)),$(3)),$(3))
 
 # pkg-config for every library; http-parser and wslay ship no .pc file in Debian, so
 # they fall back to plain -l flags.
@@ -73,12 +78,14 @@ $(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$($(1)_SRCS)) $(LIBS_ALL)
 endef
 
 include common/module.mk
+ifeq ($(ONLY),)
 include epoch-client/module.mk
 include webhookd/module.mk
 include operatord/module.mk
 include vkd/module.mk
 include probed/module.mk
 include netd/module.mk
+endif
 include tests/unit/module.mk
 include tests/fuzz/module.mk
 include bench/module.mk
