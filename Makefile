@@ -34,7 +34,9 @@ CMOCKA_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wformat=2 -Wno-unused-parameter -Wno-missing-field-initializers
 CFLAGS ?= -O2 -g
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 ALL_CFLAGS := -std=gnu11 $(WARN) $(if $(WERROR),-Werror,) -D_GNU_SOURCE -fPIE \
+	-DCOCOON_VERSION='"$(VERSION)"' \
 	-Icommon/include $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 ALL_LDFLAGS := -pie $(LDFLAGS)
 
