@@ -18,8 +18,9 @@ FUZZ_SECONDS ?= 10
 # ONLY="quantity meta": build just these common modules (plus log and buf), their unit
 # tests, fuzzers and benches, and no daemons — for working on one module at a time.
 ONLY    ?=
-# $(call only_filter,PREFIX,SUFFIX,FILES): FILES, or with ONLY set those named PREFIX<m>SUFFIX.
-only_filter = $(if $(ONLY),$(filter $(addprefix $(1),$(addsuffix $(2),$(ONLY) log buf)),$(3)),$(3))
+# $(call only_filter,PREFIX,FILES): FILES, or with ONLY set those named PREFIX<m>.c,
+# PREFIX<m>_*.c or PREFIX<m>-*.c (so "http" does not pick up "httpc").
+only_filter = $(if $(ONLY),$(filter $(foreach m,$(ONLY) log buf,$(1)$(m).c $(1)$(m)_%.c $(1)$(m)-%.c),$(2)),$(2))
 
 # pkg-config for every library; http-parser and wslay ship no .pc file in Debian, so
 # they fall back to plain -l flags.

@@ -137,7 +137,7 @@ int conf_parse_listen(const char *s, char **ret_host, uint16_t *ret_port)
 	const char *colon, *host = s;
 	size_t host_len;
 	int64_t port;
-	struct conf_range r = { 1, 65535 };
+	struct conf_range r = { 0, 65535 }; /* 0: the kernel picks (tests) */
 
 	if (isempty(s))
 		return -EINVAL;

@@ -44,7 +44,7 @@ extern const struct conf_type conf_int;
 extern const struct conf_type conf_duration;
 /* ret: int * — a log level name or 0-7 */
 extern const struct conf_type conf_log_level;
-/* ret: const char ** — "host:port", ":port" or "[v6]:port", port 1-65535 */
+/* ret: const char ** — "host:port", ":port" or "[v6]:port", port 0-65535 (0: any) */
 extern const struct conf_type conf_listen;
 /* ret: const char ** — an http:// or https:// URL with a host */
 extern const struct conf_type conf_url;

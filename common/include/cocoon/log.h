@@ -61,3 +61,4 @@ int log_internalv(int level, int error, const char *func, const char *fmt, va_li
 #define log_notice_errno(e, ...) log_full_errno(LOG_NOTICE, e, __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
+#define log_oom_errno() log_error_errno(ENOMEM, "out of memory")
