@@ -52,6 +52,8 @@ ALL_LDFLAGS += -fsanitize=address,undefined
 endif
 
 BIN := $(BUILD)/bin
+# V=1 shows full command lines.
+Q := $(if $(V),,@)
 
 # Filled in by the module.mk files.
 LIBS_ALL :=        # static libraries, in link order (dependents first)
@@ -68,7 +70,8 @@ $(1)_OBJS := $$(patsubst %.c,$(BUILD)/obj/%.o,$(2))
 $(BUILD)/lib/lib$(1).a: $$($(1)_OBJS)
 	@mkdir -p $$(@D)
 	@rm -f $$@
-	$$(AR) rcs $$@ $$^
+	$(if $(V),,@echo "  AR      $$@")
+	$(Q)$$(AR) rcs $$@ $$^
 endef
 
 # A program linked against every library: $(call program,path). Module files only
@@ -77,7 +80,8 @@ endef
 define program
 $(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$($(1)_SRCS)) $(LIBS_ALL)
 	@mkdir -p $$(@D)
-	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIBS_ALL) $$(PKG_LIBS) $($(1)_LDLIBS)
+	$(if $(V),,@echo "  LINK    $$@")
+	$(Q)$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$(filter %.o,$$^) $(LIBS_ALL) $$(PKG_LIBS) $($(1)_LDLIBS)
 endef
 
 include common/module.mk
@@ -97,7 +101,8 @@ $(foreach p,$(PROGRAMS),$(eval $(call program,$(p))))
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(if $(V),,@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

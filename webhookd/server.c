@@ -1,0 +1,163 @@
+/* webhookd's listeners: HTTPS admission (+ /healthz, /readyz) and plain-HTTP /metrics.
+ *
+ * Listeners come from systemd socket activation when present (fd names "admission" and
+ * "metrics"; an unnamed set goes to admission), else from LISTEN_ADDR / METRICS_ADDR. The
+ * key pair is loaded at start (fatal when missing or invalid: there is no self-signed
+ * fallback, as in the original) and reloaded whenever the files change; a failed reload
+ * keeps the previous certificate. SIGTERM drains both servers for at most 15 s. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cocoon/endpoints.h"
+#include "cocoon/http.h"
+#include "cocoon/log.h"
+#include "cocoon/metrics.h"
+#include "cocoon/tls.h"
+#include "webhookd.h"
+
+struct webhookd {
+	struct loop *loop;
+	struct http_server *admission, *metrics_server;
+	struct metrics *metrics;
+	struct tls_rotation *rotation;
+	unsigned draining;
+	char description[256];
+};
+
+static bool webhookd_ready(void *userdata, const char **ret_reason)
+{
+	*ret_reason = "admission handlers are not implemented in this build";
+	return false;
+}
+
+static void webhookd_on_tls_reload(struct tls_rotation *r, int result, void *userdata)
+{
+	if (result < 0)
+		log_warning("TLS key pair reload failed, still serving the previous certificate: "
+			    "%s",
+			    tls_last_error());
+	else
+		log_notice("TLS key pair reloaded");
+}
+
+static void webhookd_on_server_stopped(struct http_server *s, void *userdata)
+{
+	struct webhookd *w = userdata;
+
+	if (--w->draining == 0)
+		loop_drain_done(w->loop);
+}
+
+static void webhookd_on_drain(struct loop *l, void *userdata)
+{
+	struct webhookd *w = userdata;
+
+	log_info("stopping: finishing requests in flight");
+	w->draining = 2;
+	http_server_shutdown(w->admission, webhookd_on_server_stopped, w);
+	http_server_shutdown(w->metrics_server, webhookd_on_server_stopped, w);
+}
+
+/* Returns the number of systemd sockets adopted, or a negative error. */
+static int webhookd_listen(struct webhookd *w, const struct webhookd_config *cfg, char *where,
+			   size_t n)
+{
+	int m, a, r;
+
+	m = http_server_listen_systemd(w->metrics_server, "metrics");
+	if (m < 0)
+		return log_error_errno(m, "cannot adopt the systemd metrics socket: %m");
+	a = http_server_listen_systemd(w->admission, "admission");
+	if (a == 0 && m == 0)
+		a = http_server_listen_systemd(w->admission, NULL);
+	if (a < 0)
+		return log_error_errno(a, "cannot adopt the systemd admission socket: %m");
+	if (a == 0) {
+		r = http_server_listen_address(w->admission, cfg->listen_addr);
+		if (r < 0)
+			return log_error_errno(r, "cannot listen on LISTEN_ADDR=%s: %m",
+					       cfg->listen_addr);
+		snprintf(where, n, "admission on %s (port %d)", cfg->listen_addr, r);
+	} else {
+		snprintf(where, n, "admission on %d systemd socket(s)", a);
+	}
+	if (m == 0) {
+		r = http_server_listen_address(w->metrics_server, cfg->metrics_addr);
+		if (r < 0)
+			return log_error_errno(r, "cannot listen on METRICS_ADDR=%s: %m",
+					       cfg->metrics_addr);
+		snprintf(where + strlen(where), n - strlen(where), ", metrics on %s (port %d)",
+			 cfg->metrics_addr, r);
+	} else {
+		snprintf(where + strlen(where), n - strlen(where), ", metrics on a systemd socket");
+	}
+	return a + m;
+}
+
+static int webhookd_setup_metrics(struct webhookd *w)
+{
+	int r = metrics_new(&w->metrics);
+
+	if (r >= 0)
+		r = metrics_add_process_collector(w->metrics);
+	if (r >= 0)
+		r = endpoints_add_metrics(w->metrics_server, w->metrics);
+	return r;
+}
+
+int webhookd_new(struct loop *loop, const struct webhookd_config *cfg, struct webhookd **ret)
+{
+	_cleanup_(webhookd_freep) struct webhookd *w = NULL;
+	sd_event *e = loop_event(loop);
+	int r;
+
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return log_oom_errno();
+	w->loop = loop;
+	r = http_server_new(e, NULL, &w->admission);
+	if (r >= 0)
+		r = http_server_new(e, NULL, &w->metrics_server);
+	if (r >= 0)
+		r = webhookd_setup_metrics(w);
+	if (r >= 0)
+		r = endpoints_add_health(w->admission, webhookd_ready, w);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up the HTTP servers: %m");
+
+	r = http_server_set_tls(w->admission, cfg->tls_cert, cfg->tls_key, NULL, TLS_VERIFY_NONE);
+	if (r < 0)
+		return log_error_errno(r, "cannot load the TLS key pair (TLS_CERT=%s, TLS_KEY=%s): %s",
+				       cfg->tls_cert, cfg->tls_key, tls_last_error());
+	r = tls_rotation_new(e, w->admission, cfg->tls_cert, cfg->tls_key, w->metrics,
+			     webhookd_on_tls_reload, w, &w->rotation);
+	if (r < 0)
+		return log_error_errno(r, "cannot watch the TLS key pair for rotation: %m");
+
+	r = webhookd_listen(w, cfg, w->description, sizeof w->description);
+	if (r < 0)
+		return r;
+	r = loop_add_drain(loop, webhookd_on_drain, w);
+	if (r < 0)
+		return log_error_errno(r, "cannot register the shutdown drain: %m");
+	*ret = TAKE_PTR(w);
+	return 0;
+}
+
+void webhookd_free(struct webhookd *w)
+{
+	if (!w)
+		return;
+	tls_rotation_free(w->rotation);
+	http_server_free(w->admission);
+	http_server_free(w->metrics_server);
+	metrics_free(w->metrics);
+	free(w);
+}
+
+const char *webhookd_describe(const struct webhookd *w)
+{
+	return w->description;
+}
