@@ -1,0 +1,130 @@
+# Shared helpers for integration tests; source it after `set -euo pipefail`.
+#
+#   lib_init                      make $TEST_TMP and install the cleanup trap
+#   lib_bg PID                    kill PID (and wait for it) when the test exits
+#   lib_forget PID                PID was reaped by the test; do not kill it at exit
+#   fail MSG / skip MSG           exit 1 / exit 77 with a clear message
+#   assert_eq WANT GOT WHAT       assert_contains HAYSTACK NEEDLE WHAT
+#   assert_not_contains HAYSTACK NEEDLE WHAT
+#   wait_for SECONDS WHAT CMD...  retry CMD every 0.1 s until it succeeds
+#   wait_port HOST PORT [SECONDS]
+#   kubesim_start NAME [ARGS...]  start tests/kubesim/kubesim; sets KUBESIM_URL,
+#                                 KUBESIM_PID, KUBESIM_LOG, KUBECONFIG, KUBESIM_TOKEN
+#   kubesim_stop                  SIGTERM it and check it exited 0
+#   kcurl METHOD PATH [JSON]      curl the running kubesim with its token
+#   free_port                     a free TCP port on 127.0.0.1
+
+LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KUBESIM_BIN=$LIB_ROOT/tests/kubesim/kubesim
+_LIB_PIDS=()
+
+lib_cleanup() {
+	local pid
+	for pid in "${_LIB_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${_LIB_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ -n "${TEST_TMP:-}" ] && [ -d "$TEST_TMP" ]; then
+		rm -rf "$TEST_TMP"
+	fi
+}
+
+lib_init() {
+	TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cocoon-it.XXXXXX")
+	export TEST_TMP
+	trap lib_cleanup EXIT
+}
+
+lib_bg() {
+	_LIB_PIDS+=("$1")
+}
+
+lib_forget() {
+	local pid keep=()
+	for pid in "${_LIB_PIDS[@]}"; do
+		[ "$pid" = "$1" ] || keep+=("$pid")
+	done
+	_LIB_PIDS=("${keep[@]}")
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+assert_contains() {
+	case "$1" in
+	*"$2"*) ;;
+	*) fail "$3: expected to find '$2' in: $1" ;;
+	esac
+}
+
+assert_not_contains() {
+	case "$1" in
+	*"$2"*) fail "$3: did not expect '$2' in: $1" ;;
+	*) ;;
+	esac
+}
+
+wait_for() {
+	local seconds=$1 what=$2
+	shift 2
+	local deadline=$((SECONDS + seconds))
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${seconds}s waiting for $what"
+		sleep 0.1
+	done
+}
+
+wait_port() {
+	wait_for "${3:-10}" "port $1:$2" bash -c "exec 3<>/dev/tcp/$1/$2"
+}
+
+kubesim_start() {
+	local name=$1
+	shift
+	local dir=$TEST_TMP/$name
+	mkdir -p "$dir"
+	KUBESIM_LOG=$dir/kubesim.log
+	KUBECONFIG=$dir/kubeconfig
+	KUBESIM_TOKEN=token-$name
+	python3 "$KUBESIM_BIN" --kubeconfig "$KUBECONFIG" --token "$KUBESIM_TOKEN" "$@" \
+		>"$dir/kubesim.out" 2>"$KUBESIM_LOG" &
+	KUBESIM_PID=$!
+	lib_bg "$KUBESIM_PID"
+	wait_for 10 "kubesim to serve (log: $KUBESIM_LOG)" grep -q serving "$dir/kubesim.out"
+	KUBESIM_URL=$(awk '/serving/ {print $3; exit}' "$dir/kubesim.out")
+	export KUBECONFIG KUBESIM_URL KUBESIM_PID KUBESIM_LOG KUBESIM_TOKEN
+}
+
+kubesim_stop() {
+	kill -TERM "$KUBESIM_PID"
+	local rc=0
+	wait "$KUBESIM_PID" || rc=$?
+	lib_forget "$KUBESIM_PID"
+	assert_eq 0 "$rc" "kubesim exit status after SIGTERM"
+}
+
+kcurl() {
+	local args=(-sS -k -X "$1" -H "Authorization: Bearer $KUBESIM_TOKEN")
+	if [ $# -ge 3 ]; then
+		args+=(-H "Content-Type: application/json" --data "$3")
+	fi
+	curl "${args[@]}" "$KUBESIM_URL$2"
+}
+
+# free_port: print a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
