@@ -114,35 +114,46 @@ all: $(BINS_ALL)                 ## build every daemon and CLI into build/bin/
 deps:                            ## install the Debian packages the build, tests and demo need
 	@./scripts/install-deps.sh
 
+# Builds run in parallel (JOBS); test runners never do, so their output stays readable.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 tests-build: all $(UNIT_TESTS)
 
-check-unit: tests-build          ## run the cmocka unit tests
+check-unit:                      ## run the cmocka unit tests
+	@$(MAKE) --no-print-directory -j$(JOBS) tests-build
 	@scripts/run-tests.sh $(if $(SAN),$(SAN)-)unit $(BUILD) $(UNIT_TESTS)
 
-check-integration: all           ## run the integration scenarios (may need root and netns)
-	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) scripts/run-tests.sh $(if $(SAN),$(SAN)-)integration $(BUILD) $(INTEGRATION_TESTS)
+check-integration:               ## run the integration scenarios (may need root and netns)
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) scripts/run-tests.sh \
+		$(if $(SAN),$(SAN)-)integration $(BUILD) $(INTEGRATION_TESTS)
 
 check-asan:                      ## unit + integration tests built with ASan+UBSan
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=asan check-unit check-integration
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=asan check-unit; rc=$$?; \
+	 $(MAKE) --no-print-directory BUILD=build/asan SAN=asan check-integration || rc=1; exit $$rc
 
 fuzz-build: $(FUZZERS)
 fuzz:                            ## run every fuzz harness for FUZZ_SECONDS each
-	@$(MAKE) --no-print-directory BUILD=build/fuzz SAN=fuzz fuzz-build
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/fuzz SAN=fuzz fuzz-build
 	@scripts/run-fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
-bench: all $(BENCHES)            ## run the benchmarks (figures, not pass/fail)
+bench:                           ## run the benchmarks (figures, not pass/fail)
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
-	@for b in bench/*.sh; do [ -e "$$b" ] || continue; echo "== $$b"; BUILD=$(abspath $(BUILD)) $$b || exit 1; done
+	@for b in bench/*.sh; do [ -e "$$b" ] || continue; echo "== $$b"; \
+		BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) $$b || exit 1; done
 
 test: deps                       ## everything CI runs: deps, build, unit, integration, asan, fuzz
 	@rm -rf $(BUILD)/results build/asan/results build/fuzz/results
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory -k check-unit check-integration; \
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory check-unit; \
+	 $(MAKE) --no-print-directory check-integration; \
 	 $(MAKE) --no-print-directory check-asan; \
 	 $(MAKE) --no-print-directory fuzz; \
 	 scripts/summary.sh $(BUILD)/results build/asan/results build/fuzz/results
 
-demo: deps all                   ## run the suite locally on embedded defaults
+demo: deps                       ## run the suite locally on embedded defaults
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@scripts/demo.sh $(BUILD)
 
 install: all                     ## install binaries, units and manifests under DESTDIR/PREFIX
