@@ -96,6 +96,7 @@ endif
 include tests/unit/module.mk
 include tests/fuzz/module.mk
 include bench/module.mk
+include tests/tools/module.mk
 
 $(foreach p,$(PROGRAMS),$(eval $(call program,$(p))))
 
@@ -117,15 +118,16 @@ deps:                            ## install the Debian packages the build, tests
 # Builds run in parallel (JOBS); test runners never do, so their output stays readable.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-tests-build: all $(UNIT_TESTS)
+tests-build: all $(UNIT_TESTS) $(TOOLS)
 
 check-unit:                      ## run the cmocka unit tests
 	@$(MAKE) --no-print-directory -j$(JOBS) tests-build
 	@scripts/run-tests.sh $(if $(SAN),$(SAN)-)unit $(BUILD) $(UNIT_TESTS)
 
 check-integration:               ## run the integration scenarios (may need root and netns)
-	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) scripts/run-tests.sh \
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(TOOLS)
+	@BIN=$(abspath $(BIN)) TOOLS=$(abspath $(BUILD)/tests/tools) BUILD=$(abspath $(BUILD)) \
+		scripts/run-tests.sh \
 		$(if $(SAN),$(SAN)-)integration $(BUILD) $(INTEGRATION_TESTS)
 
 check-asan:                      ## unit + integration tests built with ASan+UBSan
