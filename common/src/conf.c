@@ -124,12 +124,15 @@ static bool listen_host_valid(const char *h, size_t n, bool bracketed)
 {
 	const char *extra = bracketed ? ":.%" : ".-_";
 
+	if (n > 253) /* the longest DNS name */
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)h[i];
 		if (!c || !(isalnum(c) || strchr(extra, c)))
 			return false;
 	}
-	return true;
+	/* brackets are for IPv6 literals, which always contain a colon */
+	return !bracketed || memchr(h, ':', n);
 }
 
 int conf_parse_listen(const char *s, char **ret_host, uint16_t *ret_port)

@@ -61,6 +61,16 @@ static void test_listen(void **state)
 	assert_true(conf_parse_listen("foo]:80", NULL, NULL) < 0);
 	assert_true(conf_parse_listen("a b:80", NULL, NULL) < 0);
 	assert_true(conf_parse_listen("[::1 ]:80", NULL, NULL) < 0);
+	assert_true(conf_parse_listen("[%1]:80", NULL, NULL) < 0);
+	{
+		char longhost[300];
+		memset(longhost, 'a', 254);
+		strcpy(longhost + 254, ":80");
+		assert_true(conf_parse_listen(longhost, NULL, NULL) < 0);
+		strcpy(longhost + 253, ":80");
+		assert_int_equal(conf_parse_listen(longhost + 1, NULL, NULL), 0);
+	}
+	assert_true(conf_parse_listen("[localhost]:80", NULL, NULL) < 0);
 	assert_int_equal(conf_parse_listen("[fe80::1%eth0]:80", NULL, NULL), 0);
 	assert_int_equal(conf_parse_listen("node-1.example.com:80", NULL, NULL), 0);
 }
