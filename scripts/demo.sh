@@ -85,7 +85,8 @@ for f in "$ROOT"/deploy/samples/*.yaml; do
 		esac
 	fi
 done
-say "Pods now (Pending: no cocoon node runs yet — vkd is not built):"
+say "Pods now (Pending: no cocoon node runs yet — vkd is not built; the Deployment's" \
+	"replicas do not appear because kubesim runs no workload controllers):"
 kubectl get pods -o wide 2>&1 | show || true
 
 step "The stack is running"
