@@ -162,7 +162,8 @@ install: all                     ## install binaries, units and manifests under 
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BINS_ALL) $(DESTDIR)$(PREFIX)/bin/
 	for u in systemd/*.service systemd/*.socket; do [ -e "$$u" ] || continue; \
-		install -m 644 "$$u" $(DESTDIR)$(PREFIX)/lib/systemd/system/; done
+		sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' "$$u" >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); \
+		chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); done
 
 format:                          ## reformat the C sources with clang-format
 	clang-format -i $$(git ls-files '*.c' '*.h')
