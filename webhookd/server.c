@@ -129,7 +129,8 @@ int webhookd_new(struct loop *loop, const struct webhookd_config *cfg, struct we
 
 	r = http_server_set_tls(w->admission, cfg->tls_cert, cfg->tls_key, NULL, TLS_VERIFY_NONE);
 	if (r < 0)
-		return log_error_errno(r, "cannot load the TLS key pair (TLS_CERT=%s, TLS_KEY=%s): %s",
+		return log_error_errno(r,
+				       "cannot load the TLS key pair (TLS_CERT=%s, TLS_KEY=%s): %s",
 				       cfg->tls_cert, cfg->tls_key, tls_last_error());
 	r = tls_rotation_new(e, w->admission, cfg->tls_cert, cfg->tls_key, w->metrics,
 			     webhookd_on_tls_reload, w, &w->rotation);

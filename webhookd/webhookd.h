@@ -18,7 +18,7 @@
 #include "cocoon/loop.h"
 
 #define WEBHOOKD_SUMMARY                                                                           \
-	"webhookd: the cocoon admission webhook (HTTPS). This build serves /healthz, /readyz\n"   \
+	"webhookd: the cocoon admission webhook (HTTPS). This build serves /healthz, /readyz\n"    \
 	"and /metrics; the admission handlers (/mutate, /validate, …) are not implemented yet."
 
 /* How long SIGTERM waits for requests in flight (the original's 15 s shutdown timeout). */

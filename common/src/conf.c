@@ -63,7 +63,7 @@ int conf_parse_duration(const char *s, uint64_t *ret_usec)
 	static const struct {
 		const char *unit;
 		double usec;
-	} units[] = { { "ns", 1e-3 }, { "us", 1 },	   { "\xc2\xb5s", 1 }, { "ms", 1e3 },
+	} units[] = { { "ns", 1e-3 }, { "us", 1 },   { "\xc2\xb5s", 1 }, { "ms", 1e3 },
 		      { "s", 1e6 },   { "m", 60e6 }, { "h", 3600e6 } };
 	double total = 0;
 	const char *p = s;
@@ -213,9 +213,9 @@ const struct conf_type conf_bool = { "bool", "true or false", parse_bool };
 const struct conf_type conf_int = { "integer", "an integer", parse_int };
 const struct conf_type conf_duration = { "duration", "a duration such as 30s, 5m or 1h30m",
 					 parse_duration };
-const struct conf_type conf_log_level = {
-	"level", "a log level (debug, info, notice, warning, error)", parse_log_level
-};
+const struct conf_type conf_log_level = { "level",
+					  "a log level (debug, info, notice, warning, error)",
+					  parse_log_level };
 const struct conf_type conf_listen = {
 	"address", "a listen address such as :8443, 127.0.0.1:8443 or [::1]:8443", parse_listen
 };
@@ -324,8 +324,9 @@ int conf_handle_args(int argc, char **argv, const char *summary, const struct co
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'; configuration comes from the "
-				"environment (see --help)\n",
+		fprintf(stderr,
+			"%s: unexpected argument '%s'; configuration comes from the "
+			"environment (see --help)\n",
 			program_invocation_short_name, argv[optind]);
 		return -EINVAL;
 	}

@@ -36,7 +36,10 @@ struct field {
 	size_t offset;
 };
 
-#define FIELD(k, l, t, member) { k, l, t, offsetof(struct meta_vm_spec, member) }
+#define FIELD(k, l, t, member)                                                                     \
+	{                                                                                          \
+		k, l, t, offsetof(struct meta_vm_spec, member)                                     \
+	}
 
 static const struct field fields[] = {
 	FIELD(META_ANN_MODE, META_LEGACY_ANN_MODE, FIELD_MODE, mode),
@@ -106,8 +109,7 @@ const char *meta_snapshot_policy_to_string(enum meta_snapshot_policy p)
 /* "invalid <what>="<value>": expected <expected>". The value is quoted with \" \\ and
  * \xNN escapes (so the message is printable ASCII, safe in logs and in JSON) and cut
  * after ERROR_VALUE_MAX bytes. Always returns -EINVAL, or -ENOMEM. */
-static int value_error(char **ret_error, const char *what, const char *value,
-		       const char *expected)
+static int value_error(char **ret_error, const char *what, const char *value, const char *expected)
 {
 	struct buf b = BUF_INIT(0);
 	size_t i;
@@ -206,8 +208,7 @@ static int pod_annotations(const json_t *pod, const json_t **ret, char **ret_err
 }
 
 /* One annotation value: NULL when absent, null or empty; an error for non-strings. */
-static int annotation_get(const json_t *anns, const char *key, const char **ret,
-			  char **ret_error)
+static int annotation_get(const json_t *anns, const char *key, const char **ret, char **ret_error)
 {
 	const json_t *v = object_get(anns, key);
 	char what[128];
@@ -267,8 +268,7 @@ static int field_set(struct meta_vm_spec *spec, const struct field *f, const cha
 		return 0;
 	case FIELD_MODE:
 		if (parse_enum(mode_names, ELEMENTSOF(mode_names), value, &v) < 0)
-			return value_error(ret_error, what, value,
-					   "clone, run, adopt or static");
+			return value_error(ret_error, what, value, "clone, run, adopt or static");
 		*(enum meta_mode *)member = (enum meta_mode)v;
 		return 0;
 	case FIELD_OS:
@@ -290,8 +290,7 @@ static int field_set(struct meta_vm_spec *spec, const struct field *f, const cha
 		return *(char **)member ? 0 : -ENOMEM;
 	case FIELD_PORT:
 		if (parse_port(value, (uint16_t *)member) < 0)
-			return value_error(ret_error, what, value,
-					   "a port number from 1 to 65535");
+			return value_error(ret_error, what, value, "a port number from 1 to 65535");
 		return 0;
 	case FIELD_INT:
 		/* Generation stamps: missing or unparsable counts as 0 (operator-webhook.md
@@ -436,8 +435,7 @@ static int annotation_put(json_t *anns, const char *key, const char *value, bool
 	return 0;
 }
 
-static int runtime_put(json_t *anns, const char *vm_id, const char *ip, bool legacy,
-		       bool as_null)
+static int runtime_put(json_t *anns, const char *vm_id, const char *ip, bool legacy, bool as_null)
 {
 	int r;
 
@@ -510,8 +508,7 @@ static int strdup_or_enomem(char *s, char **ret)
 	return 0;
 }
 
-int meta_vm_name_for_deployment(const char *ns, const char *deployment, int64_t slot,
-				char **ret)
+int meta_vm_name_for_deployment(const char *ns, const char *deployment, int64_t slot, char **ret)
 {
 	char *s;
 
@@ -617,7 +614,7 @@ int meta_pod_owner_deployment(const json_t *pod, char **ret)
 	const json_t *ref;
 	size_t i;
 
-	json_array_foreach(refs, i, ref) {
+	json_array_foreach (refs, i, ref) {
 		const char *kind = object_get_str(ref, "kind"), *name = object_get_str(ref, "name");
 		const char *dash;
 
@@ -696,7 +693,7 @@ bool meta_pod_tolerates_cocoon(const json_t *pod)
 	const json_t *t;
 	size_t i;
 
-	json_array_foreach(tolerations, i, t) {
+	json_array_foreach (tolerations, i, t) {
 		if (streq_ptr(json_string_value(object_get(t, "key")), META_TOLERATION_KEY))
 			return true;
 	}

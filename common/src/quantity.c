@@ -11,7 +11,7 @@
 #include "cocoon/macro.h"
 #include "cocoon/quantity.h"
 
-#define NANO 1000000000
+#define NANO     1000000000
 #define MAX_NANO ((__int128)INT64_MAX * NANO)
 /* Decimal digits of MAX_NANO; any longer integer overflows. */
 #define MAX_NANO_DIGITS 28
@@ -81,8 +81,9 @@ static int parse_suffix(const char *s, struct suffix *ret)
 	/* A lone "E" is exa (matched above); "E3" and "e3" are exponents. */
 	if (parse_exponent_suffix(s, &e) < 0)
 		return -EINVAL;
-	*ret = (struct suffix){ .name = s, .base = 10, .exponent = (int)e,
-				.format = QUANTITY_DECIMAL_EXPONENT };
+	*ret = (struct suffix){
+		.name = s, .base = 10, .exponent = (int)e, .format = QUANTITY_DECIMAL_EXPONENT
+	};
 	return 0;
 }
 
@@ -286,8 +287,8 @@ int quantity_format(const struct quantity *q, char *buf, size_t n)
 			out[pos++] = '-';
 		/* Binary only when the value is whole and at least 1Ki, else precision
 		 * would be lost or the suffix would be empty anyway. */
-		if (format == QUANTITY_BINARY_SI && (mag < (unsigned __int128)1024 * NANO ||
-						     mag % NANO != 0))
+		if (format == QUANTITY_BINARY_SI &&
+		    (mag < (unsigned __int128)1024 * NANO || mag % NANO != 0))
 			format = QUANTITY_DECIMAL_SI;
 		if (format == QUANTITY_BINARY_SI) {
 			unsigned __int128 units = mag / NANO;

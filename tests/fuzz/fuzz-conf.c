@@ -10,8 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct conf_type *const types[] = { &conf_string,	  &conf_bool,
-							 &conf_int,	  &conf_duration,
+	static const struct conf_type *const types[] = { &conf_string,    &conf_bool,
+							 &conf_int,       &conf_duration,
 							 &conf_log_level, &conf_listen,
 							 &conf_url };
 	char *s = strndup((const char *)data, size);

@@ -49,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (q.nano > 0 && (__int128)quantity_value(&q) * 1000000000 < q.nano) ||
 	    (q.nano < 0 && (__int128)quantity_value(&q) * 1000000000 > q.nano))
 		abort();
-	if (quantity_milli_value(&q, &milli) == 0 && q.nano > 0 && (__int128)milli * 1000000 < q.nano)
+	if (quantity_milli_value(&q, &milli) == 0 && q.nano > 0 &&
+	    (__int128)milli * 1000000 < q.nano)
 		abort();
 	free(s);
 	return 0;

@@ -23,8 +23,9 @@ static void test_duration(void **state)
 		{ "10us", 10 },
 		{ "2h45m10s", 9910000000ULL },
 	};
-	static const char *const bad[] = { "", "5", "m", "5 m", "5min", "-5s", "1d", "5s ",
-					   "1e400h" };
+	static const char *const bad[] = {
+		"", "5", "m", "5 m", "5min", "-5s", "1d", "5s ", "1e400h"
+	};
 	uint64_t u;
 
 	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
@@ -95,8 +96,8 @@ static const struct conf_var vars[] = {
 
 static int reset(void **state)
 {
-	static const char *const names[] = { "T_ADDR", "T_GRACE", "T_PORT", "T_FLAG",
-					     "T_OLD_FLAG", "T_LEVEL", "T_URL", "T_MODE" };
+	static const char *const names[] = { "T_ADDR",     "T_GRACE", "T_PORT", "T_FLAG",
+					     "T_OLD_FLAG", "T_LEVEL", "T_URL",  "T_MODE" };
 	for (size_t i = 0; i < ELEMENTSOF(names); i++)
 		unsetenv(names[i]);
 	addr = url = mode = NULL;
@@ -150,16 +151,18 @@ static void expect_error(const char *var, const char *val, const char *msg)
 
 static void test_errors_name_variable_value_and_expectation(void **state)
 {
-	expect_error("T_GRACE", "30 minutes",
-		     "invalid T_GRACE=\"30 minutes\": expected a duration such as 30s, 5m or 1h30m");
+	expect_error(
+	    "T_GRACE", "30 minutes",
+	    "invalid T_GRACE=\"30 minutes\": expected a duration such as 30s, 5m or 1h30m");
 	expect_error("T_PORT", "70000",
 		     "invalid T_PORT=\"70000\": expected an integer from 1 to 65535");
 	expect_error("T_OLD_FLAG", "maybe", "invalid T_OLD_FLAG=\"maybe\": expected true or false");
 	expect_error("T_LEVEL", "chatty",
 		     "invalid T_LEVEL=\"chatty\": expected a log level (debug, info, notice, "
 		     "warning, error)");
-	expect_error("T_URL", "ftp://x", "invalid T_URL=\"ftp://x\": expected an http:// or "
-					 "https:// URL");
+	expect_error("T_URL", "ftp://x",
+		     "invalid T_URL=\"ftp://x\": expected an http:// or "
+		     "https:// URL");
 	expect_error("T_MODE", "static", "invalid T_MODE=\"static\": expected one of clone, run");
 	expect_error("T_ADDR", "8443",
 		     "invalid T_ADDR=\"8443\": expected a listen address such as :8443, "

@@ -695,8 +695,9 @@ static void test_chunked_body(void **state)
 	memset(trailer, 't', sizeof trailer - 1);
 	trailer[sizeof trailer - 1] = 0;
 	client_open(f, &cl);
-	client_send_str(f, &cl, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-				"\r\n0\r\nX-Trailer: ");
+	client_send_str(f, &cl,
+			"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+			"\r\n0\r\nX-Trailer: ");
 	client_send_str(f, &cl, trailer);
 	client_send_str(f, &cl, "\r\n\r\n");
 	client_wait_eof(f, &cl);

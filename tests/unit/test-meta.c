@@ -186,12 +186,17 @@ static void test_canonical_only_keys(void **state)
 static void test_booleans_exactly_true(void **state)
 {
 	static const char *const keys[] = {
-		META_ANN_HIBERNATE,    META_LEGACY_ANN_HIBERNATE,	  META_ANN_MANAGED,
-		META_LEGACY_ANN_MANAGED, META_ANN_FORCE_PULL,		  META_ANN_NO_DIRECT_IO,
-		META_ANN_RESTORE_FROM_HIBERNATE, META_ANN_KEEP_SNAPSHOT_ON_DELETE,
+		META_ANN_HIBERNATE,
+		META_LEGACY_ANN_HIBERNATE,
+		META_ANN_MANAGED,
+		META_LEGACY_ANN_MANAGED,
+		META_ANN_FORCE_PULL,
+		META_ANN_NO_DIRECT_IO,
+		META_ANN_RESTORE_FROM_HIBERNATE,
+		META_ANN_KEEP_SNAPSHOT_ON_DELETE,
 	};
-	static const char *const falsy[] = { "True", "TRUE", "1", "yes", "on", " true", "true ",
-					     "false", "t" };
+	static const char *const falsy[] = { "True",  "TRUE",  "1",     "yes", "on",
+					     " true", "true ", "false", "t" };
 
 	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
 		/* render() knows canonical keys; map a legacy key to its canonical one */
@@ -236,10 +241,12 @@ static void test_validation_errors(void **state)
 		  "invalid annotation cocoon.cis/mode=\"Run\": expected clone, run, adopt or "
 		  "static" },
 		{ META_ANN_OS, "macos",
-		  "invalid annotation cocoonset.cocoonstack.io/os=\"macos\": expected linux, windows "
+		  "invalid annotation cocoonset.cocoonstack.io/os=\"macos\": expected linux, "
+		  "windows "
 		  "or android" },
 		{ META_LEGACY_ANN_OS, "Windows",
-		  "invalid annotation cocoon.cis/os=\"Windows\": expected linux, windows or android" },
+		  "invalid annotation cocoon.cis/os=\"Windows\": expected linux, windows or "
+		  "android" },
 		{ META_ANN_SNAPSHOT_POLICY, "sometimes",
 		  "invalid annotation cocoonset.cocoonstack.io/snapshot-policy=\"sometimes\": "
 		  "expected always, main-only or never" },
@@ -253,7 +260,8 @@ static void test_validation_errors(void **state)
 		  "invalid annotation cocoonset.cocoonstack.io/storage=\"0\": expected a positive "
 		  "quantity such as 20Gi or 100G" },
 		{ META_LEGACY_ANN_STORAGE, "-1Gi",
-		  "invalid annotation cocoon.cis/storage=\"-1Gi\": expected a positive quantity such "
+		  "invalid annotation cocoon.cis/storage=\"-1Gi\": expected a positive quantity "
+		  "such "
 		  "as 20Gi or 100G" },
 		{ META_ANN_PROBE_PORT, "0",
 		  "invalid annotation vm.cocoonstack.io/probe-port=\"0\": expected a port number "
@@ -262,7 +270,8 @@ static void test_validation_errors(void **state)
 		  "invalid annotation vm.cocoonstack.io/probe-port=\"65536\": expected a port "
 		  "number from 1 to 65535" },
 		{ META_ANN_PROBE_PORT, "http",
-		  "invalid annotation vm.cocoonstack.io/probe-port=\"http\": expected a port number "
+		  "invalid annotation vm.cocoonstack.io/probe-port=\"http\": expected a port "
+		  "number "
 		  "from 1 to 65535" },
 		{ META_ANN_PROBE_PORT, "-1",
 		  "invalid annotation vm.cocoonstack.io/probe-port=\"-1\": expected a port number "
@@ -272,11 +281,13 @@ static void test_validation_errors(void **state)
 		  "to 65535" },
 		/* values are quoted with escapes, so a message is always one printable line */
 		{ META_ANN_MODE, "a\"b\\c\n\xc3\xa9",
-		  "invalid annotation cocoonset.cocoonstack.io/mode=\"a\\\"b\\\\c\\x0a\\xc3\\xa9\": "
+		  "invalid annotation "
+		  "cocoonset.cocoonstack.io/mode=\"a\\\"b\\\\c\\x0a\\xc3\\xa9\": "
 		  "expected clone, run, adopt or static" },
 		{ META_ANN_MODE,
 		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxyyyyyyyyyy",
-		  "invalid annotation cocoonset.cocoonstack.io/mode=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		  "invalid annotation "
+		  "cocoonset.cocoonstack.io/mode=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\": expected clone, run, adopt or static" },
 	};
 
@@ -550,11 +561,21 @@ static void test_agent_slot(void **state)
 static void test_vm_name_validity(void **state)
 {
 	static const char *const valid[] = {
-		"a", "0", "vk-prod-agent-0", "A.b_c-1",
+		"a",
+		"0",
+		"vk-prod-agent-0",
+		"A.b_c-1",
 		"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk", /* 63 */
 	};
 	static const char *const invalid[] = {
-		"",	"-a",  ".a",  "_a", "a b", "a/b", "a:b", "\xc3\xa9",
+		"",
+		"-a",
+		".a",
+		"_a",
+		"a b",
+		"a/b",
+		"a:b",
+		"\xc3\xa9",
 		"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl", /* 64 */
 	};
 
@@ -588,8 +609,8 @@ static void test_owner_deployment(void **state)
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
-		json_t *pod = json_pack("{s:{s:o}}", "metadata", "ownerReferences",
-					pod_from(rows[i].refs));
+		json_t *pod =
+		    json_pack("{s:{s:o}}", "metadata", "ownerReferences", pod_from(rows[i].refs));
 		char *s = (char *)"untouched";
 		int r = meta_pod_owner_deployment(pod, &s);
 
@@ -632,8 +653,8 @@ static void test_is_windows_variants(void **state)
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
-		json_t *pod = pod_with(rows[i].key, rows[i].value, rows[i].key2, rows[i].value2,
-				       NULL);
+		json_t *pod =
+		    pod_with(rows[i].key, rows[i].value, rows[i].key2, rows[i].value2, NULL);
 
 		assert_int_equal(meta_pod_is_windows_nocase(pod), rows[i].nocase);
 		assert_int_equal(meta_pod_is_windows_exact(pod), rows[i].exact);

@@ -8,15 +8,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_ __attribute__((unused))
-#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _cleanup_(f)         __attribute__((cleanup(f)))
+#define _unused_             __attribute__((unused))
+#define _printf_(a, b)       __attribute__((format(printf, a, b)))
 #define _warn_unused_result_ __attribute__((warn_unused_result))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
-#define ABS(a) ((a) < 0 ? -(a) : (a))
+#define MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define MAX(a, b)     ((a) > (b) ? (a) : (b))
+#define ABS(a)        ((a) < 0 ? -(a) : (a))
 
 /* Hand a pointer out of a _cleanup_ scope: returns it and leaves NULL behind. */
 #define TAKE_PTR(p)                                                                                \
@@ -74,4 +74,4 @@ static inline bool streq_ptr(const char *a, const char *b)
 }
 
 #define streq(a, b) (__builtin_strcmp((a), (b)) == 0)
-#define isempty(s) (!(s) || !*(s))
+#define isempty(s)  (!(s) || !*(s))

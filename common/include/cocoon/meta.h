@@ -51,17 +51,17 @@
 #define META_ANN_DELETE_VM_NAMES    "cocoonset.cocoonstack.io/delete-vm-names"
 
 /* VM annotations (vm group). */
-#define META_ANN_VM_NAME                "vm.cocoonstack.io/name"
-#define META_ANN_FORK_FROM              "vm.cocoonstack.io/fork-from"
-#define META_ANN_CONN_TYPE              "vm.cocoonstack.io/conn-type"
-#define META_ANN_BACKEND                "vm.cocoonstack.io/backend"
-#define META_ANN_NO_DIRECT_IO           "vm.cocoonstack.io/no-direct-io"
-#define META_ANN_PROBE_PORT             "vm.cocoonstack.io/probe-port"
-#define META_ANN_VNC_PORT               "vm.cocoonstack.io/vnc-port"
-#define META_ANN_HIBERNATE              "vm.cocoonstack.io/hibernate"
-#define META_ANN_RESTORE_FROM_HIBERNATE "vm.cocoonstack.io/restore-from-hibernate"
+#define META_ANN_VM_NAME                 "vm.cocoonstack.io/name"
+#define META_ANN_FORK_FROM               "vm.cocoonstack.io/fork-from"
+#define META_ANN_CONN_TYPE               "vm.cocoonstack.io/conn-type"
+#define META_ANN_BACKEND                 "vm.cocoonstack.io/backend"
+#define META_ANN_NO_DIRECT_IO            "vm.cocoonstack.io/no-direct-io"
+#define META_ANN_PROBE_PORT              "vm.cocoonstack.io/probe-port"
+#define META_ANN_VNC_PORT                "vm.cocoonstack.io/vnc-port"
+#define META_ANN_HIBERNATE               "vm.cocoonstack.io/hibernate"
+#define META_ANN_RESTORE_FROM_HIBERNATE  "vm.cocoonstack.io/restore-from-hibernate"
 #define META_ANN_KEEP_SNAPSHOT_ON_DELETE "vm.cocoonstack.io/keep-snapshot-on-delete"
-#define META_ANN_POST_CLONE_HINT        "vm.cocoonstack.io/post-clone-hint"
+#define META_ANN_POST_CLONE_HINT         "vm.cocoonstack.io/post-clone-hint"
 /* Written by vkd. */
 #define META_ANN_VM_ID                         "vm.cocoonstack.io/id"
 #define META_ANN_IP                            "vm.cocoonstack.io/ip"
@@ -91,7 +91,7 @@
 #define META_TAG_LATEST    "latest"
 #define META_TAG_HIBERNATE "hibernate"
 
-#define META_DEFAULT_POOL   "default"
+#define META_DEFAULT_POOL "default"
 /* A pod is a cocoon pod when it tolerates this key (operator, value, effect ignored). */
 #define META_TOLERATION_KEY "virtual-kubelet.io/provider"
 
@@ -206,8 +206,7 @@ int meta_pod_set_runtime(json_t *pod, const char *vm_id, const char *ip, bool le
 int meta_runtime_patch(const char *vm_id, const char *ip, bool legacy, json_t **ret);
 
 /* Naming (vk-cocoon.md §1.3): "vk-<ns>-<deployment>-<slot>" and "vk-<ns>-<pod>". */
-int meta_vm_name_for_deployment(const char *ns, const char *deployment, int64_t slot,
-				char **ret);
+int meta_vm_name_for_deployment(const char *ns, const char *deployment, int64_t slot, char **ret);
 int meta_vm_name_for_pod(const char *ns, const char *pod, char **ret);
 /* The integer after the last '-' by Go's strconv.Atoi rules, else -1:
  * "a-007" → 7, "a-+3" → 3, "demo" → -1, "demo-x" → -1. Misreads toolbox names that end in
