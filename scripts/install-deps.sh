@@ -14,6 +14,26 @@ dnsmasq-base busybox openssh-server docker-registry prometheus nginx-light
 valgrind
 "
 
+# Debian's kubectl 1.20 (package kubernetes-client) is tested too, but installing it would
+# replace the Google Cloud SDK's /usr/bin/kubectl dispatcher: unpack it aside instead.
+KUBECTL_120_DIR=/opt/cocoon-test/kubernetes-client
+unpack_kubectl_120() {
+	[ -x "$KUBECTL_120_DIR/usr/bin/kubectl" ] && return 0
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"
+	if (cd "$tmp" && apt-get download -qq kubernetes-client 2>/dev/null) &&
+		$SUDO mkdir -p "$KUBECTL_120_DIR" &&
+		$SUDO dpkg-deb -x "$tmp"/kubernetes-client_*.deb "$KUBECTL_120_DIR"; then
+		echo "install-deps: unpacked kubectl 1.20 into $KUBECTL_120_DIR"
+	else
+		echo "install-deps: could not unpack kubernetes-client (kubectl 1.20 tests will skip)"
+	fi
+	rm -rf "$tmp"
+}
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
 missing=""
 for p in $PKGS; do
 	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
@@ -22,11 +42,10 @@ done
 
 if [ -z "$missing" ]; then
 	echo "install-deps: all $(echo $PKGS | wc -w) packages present"
+	unpack_kubectl_120
 	exit 0
 fi
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
@@ -43,4 +62,5 @@ rc=0
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing || rc=$?
 [ "$created_policy" -eq 0 ] || $SUDO rm -f "$policy"
+[ "$rc" -ne 0 ] || unpack_kubectl_120
 exit $rc

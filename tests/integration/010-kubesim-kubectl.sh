@@ -212,6 +212,13 @@ run_version() {
 	echo "   kubectl 1.$minor passed in $((SECONDS - started)) s"
 }
 
+# Debian's kubernetes-client (1.20) is unpacked by scripts/install-deps.sh, because
+# installing it would replace the Google Cloud SDK dispatcher at /usr/bin/kubectl.
+KUBECTL_120=${KUBECTL_120:-/opt/cocoon-test/kubernetes-client/usr/bin/kubectl}
+if [ -x "$KUBECTL_120" ] && [ "${KUBESIM_KUBECTL_120:-1}" = 1 ]; then
+	KUBECTL=$KUBECTL_120 run_version 20 legacy
+fi
+
 n=0
 for minor in $VERSIONS; do
 	[ -x "$SDK/kubectl.1.$minor" ] || { echo "no kubectl.1.$minor, skipping it"; continue; }
