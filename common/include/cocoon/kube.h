@@ -13,6 +13,7 @@
  *   kube_informer.c list+watch cache of trimmed objects, indexes, handlers, synced signal
  *   kube_leader.c   Lease-based leader election (coordination.k8s.io/v1)
  *   kube_event.c    core/v1 Event recording with dedup counting
+ *   kube_time.c     RFC 3339 Time/MicroTime formatting and parsing
  * (the work queue is generic and lives in workqueue.h) */
 #pragma once
 
@@ -40,10 +41,14 @@ struct kube_config {
 
 /* KUBECONFIG (colon-separated list, first file that defines current-context wins for the
  * context; users/clusters merged first-wins like client-go), else ~/.kube/config, else
- * in-cluster (KUBERNETES_SERVICE_HOST/PORT, /var/run/secrets/kubernetes.io/serviceaccount;
- * the root of that directory can be overridden with KUBE_SA_DIR for tests). context NULL:
- * current-context. On error *ret_error names the file and the field, e.g.
- * "/root/.kube/config: users[0].user.client-key-data: not valid base64". */
+ * in-cluster (KUBERNETES_SERVICE_HOST/PORT, token, ca.crt and namespace files in
+ * /var/run/secrets/kubernetes.io/serviceaccount, or in $KUBE_SA_DIR for tests; $POD_NAMESPACE
+ * wins over the namespace file). context NULL: current-context. Relative paths in a
+ * kubeconfig are relative to its directory; exec plugins, auth providers and basic auth are
+ * refused. On error *ret_error (malloc'd; written only then) names the file and the field,
+ * e.g. "/root/.kube/config: users[0].user.client-key-data: not valid base64".
+ * kube_config_load_file() and kube_config_load() also check that the files named exist;
+ * kube_config_parse() does no I/O (origin: the path for messages and relative paths). */
 int kube_config_load(const char *context, struct kube_config **ret, char **ret_error);
 int kube_config_load_file(const char *path, const char *context, struct kube_config **ret,
 			  char **ret_error);
@@ -68,12 +73,16 @@ struct kube_client_options {
 
 int kube_client_new(sd_event *e, const struct kube_config *cfg,
 		    const struct kube_client_options *opts, struct kube_client **ret);
-void kube_client_free(struct kube_client *c); /* cancels every call without callbacks */
+/* Cancels every call without callbacks. Not from inside one of the client's callbacks. */
+void kube_client_free(struct kube_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kube_client *, kube_client_free);
 const char *kube_client_namespace(const struct kube_client *c);
 /* Monotonic time of the last response from the apiserver (any status), 0 if none: for
  * readiness checks ("apiserver answered recently"). */
 uint64_t kube_client_last_contact(const struct kube_client *c);
+/* The loop the client runs on (borrowed), for the timers of watches and informers built on
+ * it (kube_watch.c: backoff and stream deadlines). */
+sd_event *kube_client_event(const struct kube_client *c);
 
 /* A resource: group "" for core. Paths are built by kube_path(). */
 struct kube_resource {
@@ -148,10 +157,25 @@ int kube_stream(struct kube_client *c, const char *path, kube_data_fn on_data,
 		kube_done_fn done, void *userdata, struct kube_call **ret);
 
 /* Blocking variants for CLIs and tests (own private loop; never call from a daemon's loop).
- * *ret_obj is a new reference on success. */
+ * method: "GET", "POST", "PUT", "PATCH" (a merge patch) or "DELETE" (body: DeleteOptions or
+ * NULL). Returns 0 or the errno class; *ret_obj (optional) is a new reference on success
+ * (NULL for an empty body); *ret_status (optional) is filled on failure. */
 int kube_request_sync(const struct kube_config *cfg, const char *method, const char *path,
 		      json_t *body, json_t **ret_obj, struct kube_status *ret_status);
 void kube_status_clear(struct kube_status *s);
+
+/* Status decoding, shared with the watch (an ERROR event's object is a Status). */
+/* The errno class of an answer (the mapping above): by reason first, then by HTTP code;
+ * 0 for 2xx. 429 TooManyRequests is -EAGAIN, 5xx -EIO (504 -ETIMEDOUT), 405/406/415
+ * -EOPNOTSUPP, 413 -E2BIG. */
+int kube_status_errno(long code, const char *reason);
+/* Fill *ret from obj when it is a Status (code from obj, else http_code; reason and message
+ * copied), else from http_code alone. A missing reason is derived from the code ("NotFound"
+ * for 404, …), as client-go does for bodies that are not a Status. 0 or -ENOMEM. */
+int kube_status_from_json(const json_t *obj, long http_code, struct kube_status *ret);
+/* Delay before retry number attempt (0-based): base·2^attempt capped at max, with "equal
+ * jitter" (uniform in [d/2, d]) so clients that failed together do not retry together. */
+uint64_t kube_backoff_usec(unsigned attempt, uint64_t base_usec, uint64_t max_usec);
 
 /* ---- watch stream splitting (kube_stream.c) ---- */
 
@@ -166,6 +190,15 @@ int kube_splitter_new(size_t max_bytes, kube_object_fn fn, void *userdata,
 int kube_splitter_feed(struct kube_splitter *s, const void *data, size_t len);
 void kube_splitter_reset(struct kube_splitter *s);
 void kube_splitter_free(struct kube_splitter *s);
+/* Errors are sticky until kube_splitter_reset(): -EBADMSG (garbage), -E2BIG (cap), or what
+ * fn returned. kube_splitter_error() says what and at which stream byte, e.g. "stream byte
+ * 812: expected '{' to start an object, got 'x'"; NULL when there was none. fn gets the
+ * object's bytes (not NUL-terminated); it must not reset or free the splitter, and a
+ * negative return stops the feed with that error. */
+const char *kube_splitter_error(const struct kube_splitter *s);
+/* Bytes of an object whose end has not arrived yet (non-zero at the end of a stream means
+ * it was cut off inside an object). */
+size_t kube_splitter_pending(const struct kube_splitter *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kube_splitter *, kube_splitter_free);
 
 /* ---- watch (kube_watch.c) ---- */
@@ -188,10 +221,15 @@ struct kube_watch_options {
 	bool bookmarks;               /* allowWatchBookmarks=true */
 	unsigned timeout_seconds;     /* server-side timeout per stream; 0: 300 ± jitter */
 };
+/* path: a collection, without a query. Handlers may call kube_watch_restart() or
+ * kube_watch_free() on their own watch. */
 int kube_watch_new(struct kube_client *c, const char *path, const struct kube_watch_options *o,
 		   const struct kube_watch_handlers *h, void *userdata, struct kube_watch **ret);
 int kube_watch_restart(struct kube_watch *w, const char *resource_version);
 const char *kube_watch_resource_version(const struct kube_watch *w);
+/* Retry delays after failures (0: the defaults, 1 s doubling up to 30 s, jittered): for
+ * tests that provoke failures. */
+void kube_watch_set_backoff(struct kube_watch *w, uint64_t initial_usec, uint64_t max_usec);
 void kube_watch_free(struct kube_watch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kube_watch *, kube_watch_free);
 
@@ -211,23 +249,37 @@ int kube_informer_new(struct kube_client *c, const char *path,
 		      const struct kube_list_options *selectors,
 		      const struct kube_informer_handlers *h, void *userdata,
 		      struct kube_informer **ret);
-/* Built-in indexes: "namespace", "nodeName" (spec.nodeName), "owner" (ownerReferences uid),
- * "label:<key>" (value of that label). Custom ones by function. Add before start. */
+/* Built-in indexes (fn NULL): "namespace", "nodeName" (spec.nodeName), "owner"
+ * (ownerReferences uid), "label:<key>" (value of that label). Custom ones by function. Add
+ * before start (-EBUSY after). Handlers may call kube_informer_free(). */
 int kube_informer_add_index(struct kube_informer *inf, const char *name, kube_index_fn fn,
 			    void *userdata);
 int kube_informer_start(struct kube_informer *inf);
 bool kube_informer_synced(const struct kube_informer *inf);
 /* Borrowed; valid until the next loop iteration. key is "ns/name" or "name". */
 const json_t *kube_informer_get(const struct kube_informer *inf, const char *key);
-/* A new json array of the (shared, read-only) objects under that index value. */
+/* A new json array of the (shared, read-only) objects under that index value; NULL for an
+ * index that was never added. */
 json_t *kube_informer_by_index(const struct kube_informer *inf, const char *index,
 			       const char *value);
 size_t kube_informer_size(const struct kube_informer *inf);
+/* A new json array of every cached (shared, read-only) object: for periodic resyncs and
+ * dumps. */
+json_t *kube_informer_list(const struct kube_informer *inf);
 void kube_informer_free(struct kube_informer *inf);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kube_informer *, kube_informer_free);
 
 /* ---- leader election (kube_leader.c) ---- */
 
+/* Campaigning starts with the first loop iteration after kube_leader_new(). Callbacks run
+ * from the loop: on_new_leader for every holder seen (ourselves included, a released Lease
+ * excluded); on_started_leading when our write made us the holder; on_stopped_leading when
+ * leadership is lost (no renewal within renew_deadline, or another holder seen) or given
+ * up by kube_leader_release(). After on_stopped_leading the daemon MUST stop acting as
+ * leader at once (a daemon that cannot should exit): another candidate may take over one
+ * lease duration after our last renewal. A stopped leader keeps campaigning. Callbacks may
+ * call kube_leader_release() but must not free the leader (the release's done may). Free
+ * the leader (and a recorder) before its client. */
 struct kube_leader;
 struct kube_leader_options {
 	const char *namespace, *name, *identity;
@@ -241,7 +293,9 @@ struct kube_leader_options {
 int kube_leader_new(struct kube_client *c, const struct kube_leader_options *o, void *userdata,
 		    struct kube_leader **ret);
 bool kube_leader_is_leader(const struct kube_leader *l);
-/* Gives the lease up (clears holderIdentity) and calls back when done: for drains. */
+/* Gives the lease up (clears holderIdentity) and calls back when done: for drains.
+ * on_stopped_leading runs first (before the write) if we lead; the write is bounded by the
+ * renew deadline; afterwards the leader is inert. -EALREADY on a second call. */
 int kube_leader_release(struct kube_leader *l, void (*done)(struct kube_leader *l, void *u),
 			void *userdata);
 void kube_leader_free(struct kube_leader *l);
@@ -254,8 +308,35 @@ int kube_recorder_new(struct kube_client *c, const char *component, const char *
 		      struct kube_recorder **ret);
 /* type "Normal" or "Warning"; involved is the object (kind, namespace, name, uid,
  * apiVersion, resourceVersion are taken from it). Repeats of the same (object, type,
- * reason, message) within 10 min patch count/lastTimestamp instead of creating. */
+ * reason, message) within 10 min patch count/lastTimestamp instead of creating.
+ * Returns 0 once the write is queued; -EINVAL (logged at debug, counted) when the object has
+ * no kind or metadata.name (items of built-in lists carry no kind: set it), type is
+ * another word or reason is empty or over 128 bytes; -ENOBUFS at the cache cap. Messages
+ * are cut at 1024 bytes. */
 int kube_record(struct kube_recorder *r, const json_t *involved, const char *type,
 		const char *reason, const char *fmt, ...) _printf_(5, 6);
+/* Occurrences that could not be written: refused by kube_record() (bad arguments, cache
+ * full) or failed at the apiserver. Events are best-effort: failures are only logged at
+ * debug level, and counted here. */
+uint64_t kube_recorder_failures(const struct kube_recorder *r);
+/* Calls done from the loop once no write is in flight (drains, CLIs); -EBUSY while an
+ * earlier flush is pending. done may free the recorder. */
+int kube_recorder_flush(struct kube_recorder *r, void (*done)(struct kube_recorder *r, void *u),
+			void *userdata);
+/* Cap on the dedup cache of recent distinct events (0: 4096). At the cap the least recently
+ * used entry is forgotten; if every entry has a write in flight, kube_record() refuses with
+ * -ENOBUFS. */
+void kube_recorder_set_cache_max(struct kube_recorder *r, size_t max);
 void kube_recorder_free(struct kube_recorder *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kube_recorder *, kube_recorder_free);
+
+/* ---- timestamps (kube_time.c) ---- */
+
+/* metav1.Time "2006-01-02T15:04:05Z" (micro false) or metav1.MicroTime
+ * "2006-01-02T15:04:05.000000Z" (Lease times, eventTime). usec: CLOCK_REALTIME µs. */
+#define KUBE_TIME_MAX 32
+char *kube_time_format(uint64_t usec, bool micro, char buf[static KUBE_TIME_MAX]);
+/* Any RFC 3339 date-time (fraction of any length, "Z" or ±hh:mm): -EINVAL when it is not
+ * one, -ERANGE before 1970. */
+int kube_time_parse(const char *s, uint64_t *ret_usec);
+uint64_t kube_time_now(void); /* CLOCK_REALTIME µs */
