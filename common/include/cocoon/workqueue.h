@@ -7,13 +7,19 @@
  * - concurrency: at most `workers` keys in progress; the queue calls process() on the loop
  *   for each key it hands out. The process callback starts work and calls workqueue_done()
  *   when finished (now or later, from another callback).
- * - a hard cap on queued keys (beyond it add returns -ENOBUFS). */
+ * - a hard cap on queued keys (beyond it add returns -ENOBUFS).
+ * The cap counts every key the queue remembers (queued, in progress, delayed, or holding a
+ * failure count); keys are 1..WORKQUEUE_KEY_MAX bytes (else -EINVAL / -ENAMETOOLONG); the
+ * key passed to process() stays valid until workqueue_done() for it; after
+ * workqueue_shutdown() add, add_after and retry return -ESHUTDOWN. */
 #pragma once
 
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "cocoon/macro.h"
+
+#define WORKQUEUE_KEY_MAX 1024
 
 struct workqueue;
 typedef void (*workqueue_fn)(struct workqueue *q, const char *key, void *userdata);
