@@ -44,3 +44,234 @@ void webhookd_free(struct webhookd *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct webhookd *, webhookd_free);
 /* "admission on …, metrics on …" for the READY status line. */
 const char *webhookd_describe(const struct webhookd *w);
+
+/* ---- Admission decisions (admission.c, validate.c, workload.c, affinity.c) ----------------
+ *
+ *   admission.c  the AdmissionReview v1 decoder (strict; 400 texts of operator-webhook.md
+ *                §3.2), the response envelopes (allow, deny, JSONPatch) and the verdict
+ *                every handler returns
+ *   validate.c   /validate-cocoonset and /validate-cocoonhibernation (§3.5–3.6)
+ *   workload.c   /validate: the scale-down guard for Deployments and StatefulSets (§3.4)
+ *   affinity.c   /mutate's sticky reservations (§3.9 G2 design with CONTRACT.md §4 fixes):
+ *                identity, slot and node choice, the cocoon-affinity-<pool> ConfigMap,
+ *                the pod's JSONPatch and the reaper's decision
+ *
+ * All of it is pure: functions over decoded JSON that never call the apiserver. What a
+ * decision needs from the cluster (the parent workload of a /scale request, the
+ * CocoonHibernations of a namespace, pods, nodes, the ConfigMap) is a parameter; a call
+ * that needs it and did not get it returns ADMISSION_NEED_FETCH so the handler can fetch
+ * it asynchronously and call again. */
+#include <stdbool.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cocoon/buf.h"
+
+/* The largest body an admission path reads (§3.2: 10 MiB). */
+#define ADMISSION_BODY_MAX (10u << 20)
+/* Returned (> 0) by a decision that needs cluster input it was not given. */
+#define ADMISSION_NEED_FETCH 1
+
+enum admission_operation {
+	ADMISSION_CREATE,
+	ADMISSION_UPDATE,
+	ADMISSION_DELETE,
+	ADMISSION_CONNECT,
+};
+
+/* One decoded AdmissionReview. The strings and objects point into review and live as long
+ * as the request; absent strings are "" (never NULL), absent objects NULL. */
+struct admission_request {
+	json_t *review;
+	const char *uid;
+	const char *kind;         /* request.kind.kind: "Pod", "Deployment", "Scale", … */
+	const char *resource;     /* request.resource.resource: "pods", "deployments", … */
+	const char *sub_resource; /* "scale", "status", … or "" */
+	enum admission_operation operation;
+	const char *ns;   /* request.namespace; "" for cluster-scoped objects */
+	const char *name; /* "" on CREATE with generateName */
+	const char *username;
+	const json_t *object;     /* NULL when absent or null (DELETE) */
+	const json_t *old_object; /* NULL when absent or null (CREATE) */
+	bool dry_run;
+};
+
+/* Decodes a request body. Every field read is type-checked; unknown fields are ignored.
+ * On bad input returns -EBADMSG and a message that is the HTTP 400 body, starting with
+ * the original's text: "decode admission review: <where and what>" or "admission review
+ * missing request: <detail>". -ENOMEM. */
+int admission_request_parse(const void *body, size_t len, struct admission_request **ret,
+			    char **ret_error);
+void admission_request_free(struct admission_request *req);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct admission_request *, admission_request_free);
+const char *admission_operation_to_string(enum admission_operation op);
+
+/* The metric labels of §3.7: result and reason of cocoon_webhook_admission_total. */
+enum admission_result {
+	ADMISSION_RESULT_ALLOW,
+	ADMISSION_RESULT_DENY,
+	ADMISSION_RESULT_ERROR,
+	ADMISSION_RESULT_SKIPPED,
+};
+const char *admission_result_to_string(enum admission_result r);
+
+/* What a handler decided. reason is a static metric label ("" for a real allow or deny);
+ * message (owned) is the deny text, NULL when allowed. */
+struct admission_verdict {
+	bool allowed;
+	enum admission_result result;
+	const char *reason;
+	char *message;
+};
+int admission_verdict_allow(struct admission_verdict *ret, enum admission_result result,
+			    const char *reason);
+/* allowed=false with a printf-formatted message. -ENOMEM. */
+int admission_verdict_deny(struct admission_verdict *ret, enum admission_result result,
+			   const char *reason, const char *fmt, ...) _printf_(4, 5);
+void admission_verdict_done(struct admission_verdict *v);
+
+/* Response envelopes: {"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+ * "response":{"uid":<uid>,"allowed":…}}. A deny carries status {message, reason
+ * "Forbidden"} and no code (the apiserver raises it to 400). A patch must be a JSON array
+ * (RFC 6902); it is sent base64-encoded with patchType "JSONPatch". -EINVAL for a uid or
+ * message that is not UTF-8 or a patch that is not an array; -ENOMEM. */
+int admission_response_allow(const char *uid, json_t **ret);
+int admission_response_deny(const char *uid, const char *message, json_t **ret);
+int admission_response_patch(const char *uid, const json_t *patch, json_t **ret);
+/* The response for a verdict: allow (with the patch when one is given) or deny. */
+int admission_response_verdict(const char *uid, const struct admission_verdict *v,
+			       const json_t *patch, json_t **ret);
+
+/* Appends s quoted like Go's %q ("a\"b", "\x01", "\u00a0"), so messages keep the
+ * original's wording byte for byte and stay printable. */
+int admission_append_quoted(struct buf *b, const char *s);
+/* The same into a new string; NULL on allocation failure. */
+char *admission_quote(const char *s);
+/* s[0..n) has the form of an RFC 1123 label, [a-z0-9]([-a-z0-9]*[a-z0-9])? (the length,
+ * at most 63, is the caller's check, as apimachinery reports it separately). */
+bool admission_is_dns1123_label_format(const char *s, size_t n);
+
+/* validate.c — §3.5: CREATE and UPDATE; other operations are skipped/operation. Every
+ * rule's message, in order, joined by "; " after "cocoon-webhook: invalid CocoonSet spec: ".
+ * An UPDATE whose old spec is semantically equal to the new one is skipped/no_change. */
+int validate_cocoonset(const struct admission_request *req, struct admission_verdict *ret);
+
+/* The CocoonHibernations of the request's namespace, as the caller listed them: items is a
+ * List object or an array of objects; error (non-NULL) says the LIST failed and why. */
+struct validate_hibernation_list {
+	const json_t *items;
+	const char *error;
+};
+/* §3.6: CREATE only. Returns ADMISSION_NEED_FETCH, without touching *ret, when the
+ * decision needs the namespace's CocoonHibernations and existing is NULL. */
+int validate_cocoonhibernation(const struct admission_request *req,
+			       const struct validate_hibernation_list *existing,
+			       struct admission_verdict *ret);
+
+/* workload.c — §3.4. For UPDATE of the scale subresource of deployments or statefulsets
+ * the decision needs the parent object: GET <resource> <ns>/<name>. */
+enum workload_parent_status {
+	WORKLOAD_PARENT_FOUND,
+	WORKLOAD_PARENT_NOT_FOUND,
+	WORKLOAD_PARENT_ERROR, /* any API error other than NotFound: fail closed */
+};
+struct workload_parent {
+	enum workload_parent_status status;
+	const json_t *object; /* FOUND: the Deployment or StatefulSet */
+	const char *error;    /* ERROR: what went wrong, quoted in the deny message */
+};
+/* Returns ADMISSION_NEED_FETCH, without touching *ret, when parent is needed and NULL. */
+int workload_validate(const struct admission_request *req, const struct workload_parent *parent,
+		      struct admission_verdict *ret);
+
+/* affinity.c — sticky VM names and nodes for cocoon pods that no CocoonSet owns.
+ *
+ * Reservations live in ConfigMap cocoon-affinity-<pool> in cocoon-system, one data entry
+ * per slot, the value a Reservation JSON. Keys are "<ns>.<workload>.<slot>" for replicas
+ * of a Deployment or StatefulSet (and for unnamed pods of other owners, grouped by their
+ * generateName) and "<ns>._pod.<pod>" for named bare pods: ConfigMap keys allow only
+ * [-._a-zA-Z0-9] (the seed's "/" made every write fail), and no Kubernetes name starts
+ * with "_", so a bare pod never collides with a workload. The format is the original's
+ * G2 one, so its ConfigMaps still read. */
+#define AFFINITY_NAMESPACE        "cocoon-system"
+#define AFFINITY_CONFIGMAP_PREFIX "cocoon-affinity-"
+#define AFFINITY_MANAGED_BY       "cocoon-webhook"
+/* A reservation younger than this whose pod is not visible yet belongs to a pod still
+ * being created, so its slot is not handed to another pod. */
+#define AFFINITY_PENDING_SEC 60
+/* ConfigMaps hold at most 1 MiB; data beyond this is refused rather than sent. */
+#define AFFINITY_DATA_MAX            (1000u * 1000u)
+#define AFFINITY_REAPER_INTERVAL_SEC (5 * 60)
+#define AFFINITY_REAPER_GRACE_SEC    (30 * 60)
+
+/* Who a pod is for the reservation table. */
+struct affinity_pod {
+	char *ns;
+	char *pool;
+	char *group;         /* slot space (workload name); NULL for a named bare pod */
+	char *pod;           /* metadata.name (else the request name); NULL when unnamed */
+	char *generate_name; /* NULL when not set */
+	char *owner;         /* "<Kind>/<name>" of the controlling owner, NULL when none */
+};
+
+/* NULL when a pod CREATE needs a reservation, else why not (a metric reason):
+ * "not_cocoon" (no virtual-kubelet.io/provider toleration), "cocoonset" (the operator
+ * names its own pods), "node_name" (already placed), "vm_name" (already named). */
+const char *affinity_pod_skip_reason(const json_t *pod);
+/* req_ns and req_name are the request's namespace and name (the object may lack both).
+ * -EINVAL with a message when the pod has no namespace or neither a name nor a
+ * generateName. */
+int affinity_pod_identify(const json_t *pod, const char *req_ns, const char *req_name,
+			  struct affinity_pod *ret, char **ret_error);
+void affinity_pod_done(struct affinity_pod *p);
+
+/* "cocoon-affinity-<pool>"; -EINVAL with a message when pool cannot name a ConfigMap or
+ * be a label value. */
+int affinity_configmap_name(const char *pool, char **ret, char **ret_error);
+/* ConfigMap (NULL: it does not exist) → {key: Reservation object, or null when the value
+ * is not a valid Reservation}. -EINVAL with a message when data is not a string map. */
+int affinity_reservations_parse(const json_t *configmap, json_t **ret, char **ret_error);
+/* Pods (a PodList or an array; Succeeded and Failed pods are gone) → the live index
+ * {"pods":{"<ns>/<name>":"<vm name or empty>"},"vms":{"<vm>":"<ns>/<name>"},
+ *  "nodes":{"<node>":<pod count>}}. */
+int affinity_live_index(const json_t *pods, json_t **ret);
+
+/* What a reservation decision looks at. */
+struct affinity_view {
+	const char *pool;
+	const json_t *reservations; /* affinity_reservations_parse() */
+	const json_t *live;         /* affinity_live_index() */
+	const json_t *nodes;        /* NodeList or array of Nodes; NULL: none known */
+	time_t now;
+};
+/* The least-used schedulable Ready node of the pool: fewest live pods plus reservations
+ * pinned to it whose pod is not live, ties by name. -ENOENT when the pool has none. */
+int affinity_pick_node(const struct affinity_view *v, const char **ret);
+/* The reservation for a pod: slot (this pod's, else a slot of its workload whose pod is
+ * gone, else the smallest free one), VM name and node (the slot's pinned node while it is
+ * in the pool, else affinity_pick_node(), else ""). Returns the data key and the new
+ * Reservation. -ENAMETOOLONG when the VM name is not a valid cocoon name, -EEXIST when a
+ * bare pod's VM name is carried or reserved by another pod, each with a message. Nothing
+ * is written: on a dry-run request the caller must not store the result. */
+int affinity_reserve(const struct affinity_view *v, const struct affinity_pod *pod, char **ret_key,
+		     json_t **ret_reservation, char **ret_error);
+/* The ConfigMap's data with key set to the reservation (other values byte for byte).
+ * -E2BIG with a message past AFFINITY_DATA_MAX. */
+int affinity_data_put(const json_t *configmap, const char *key, const json_t *reservation,
+		      json_t **ret_data, char **ret_error);
+/* The ConfigMap's data without the keys (an array of strings). */
+int affinity_data_release(const json_t *configmap, const json_t *keys, json_t **ret_data);
+/* The object to create (configmap NULL) or update (metadata, resourceVersion included,
+ * kept for the precondition) with data and the managed-by and pool labels. */
+int affinity_configmap_build(const json_t *configmap, const char *pool, const json_t *data,
+			     json_t **ret);
+/* The JSONPatch for the pod: annotations map when missing, vm.cocoonstack.io/name, and
+ * spec.nodeName when the reservation pins a node. */
+int affinity_pod_patch(const json_t *pod, const json_t *reservation, json_t **ret);
+/* The reaper's decision. gone_since maps keys to the time their pod was first seen gone
+ * (the caller keeps it between sweeps). A reservation is released once its pod has been
+ * gone for grace seconds, counted from the later of that time and its updatedAt. Returns
+ * the keys to release and the gone_since map for the next sweep. */
+int affinity_reap(const json_t *reservations, const json_t *live, const json_t *gone_since,
+		  time_t now, time_t grace, json_t **ret_release, json_t **ret_gone_since);

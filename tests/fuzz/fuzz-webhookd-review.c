@@ -1,0 +1,126 @@
+/* Fuzz the AdmissionReview decoder and every decision behind it. Whatever the bytes: a body
+ * either decodes or gets a 400 text that starts with one of the original's two messages;
+ * a decoded request runs through /validate-cocoonset, /validate-cocoonhibernation and
+ * /validate with each kind of cluster input, and through the /mutate reservation path
+ * (request.oldObject doubles as the affinity ConfigMap, request.object as the pod and
+ * its list of live pods), and every verdict becomes a response. No crash, no leak, and a
+ * denial always says why. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../webhookd/webhookd.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void respond(const struct admission_request *req, struct admission_verdict *v, int r)
+{
+	json_t *response = NULL;
+
+	if (r != 0)
+		return;
+	if (v->allowed != !v->message)
+		abort();
+	if (admission_response_verdict(req->uid, v, NULL, &response) == 0) {
+		free(json_dumps(response, JSON_COMPACT));
+		json_decref(response);
+	}
+	admission_verdict_done(v);
+}
+
+static void validate_all(const struct admission_request *req)
+{
+	const struct validate_hibernation_list lists[] = {
+		{ .items = req->object },
+		{ .items = req->old_object },
+		{ .error = "list failed" },
+	};
+	const struct workload_parent parents[] = {
+		{ WORKLOAD_PARENT_FOUND, req->old_object, NULL },
+		{ WORKLOAD_PARENT_NOT_FOUND, NULL, NULL },
+		{ WORKLOAD_PARENT_ERROR, NULL, "get failed" },
+	};
+	struct admission_verdict v;
+
+	respond(req, &v, validate_cocoonset(req, &v));
+	respond(req, &v, validate_cocoonhibernation(req, NULL, &v));
+	respond(req, &v, workload_validate(req, NULL, &v));
+	for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+		respond(req, &v, validate_cocoonhibernation(req, &lists[i], &v));
+	for (size_t i = 0; i < ELEMENTSOF(parents); i++) {
+		if (parents[i].status == WORKLOAD_PARENT_FOUND && !parents[i].object)
+			continue;
+		respond(req, &v, workload_validate(req, &parents[i], &v));
+	}
+}
+
+static void reserve(const struct admission_request *req, const struct affinity_pod *p)
+{
+	json_t *reservations = NULL, *live = NULL, *res = NULL, *data = NULL, *cm = NULL;
+	json_t *patch = NULL, *release = NULL, *gone = NULL, *released = NULL, *response = NULL;
+	const json_t *old_cm =
+	    json_is_object(json_object_get(req->old_object, "metadata")) ? req->old_object : NULL;
+	char *key = NULL, *error = NULL;
+	int r;
+
+	if (affinity_reservations_parse(req->old_object, &reservations, &error) < 0 ||
+	    affinity_live_index(json_object_get(req->object, "items"), &live) < 0)
+		goto out;
+	struct affinity_view v = { p->pool, reservations, live,
+				   json_object_get(req->object, "nodes"), 1775822400 };
+	r = affinity_reserve(&v, p, &key, &res, &error);
+	if ((r == -EINVAL || r == -EEXIST || r == -ENAMETOOLONG) && !error)
+		abort();
+	if (r < 0)
+		goto out;
+	if (affinity_pod_patch(req->object, res, &patch) == 0 &&
+	    admission_response_patch(req->uid, patch, &response) == 0)
+		json_decref(response);
+	if (affinity_data_put(req->old_object, key, res, &data, &error) == 0)
+		(void)affinity_configmap_build(old_cm, p->pool, data, &cm);
+	if (affinity_reap(reservations, live, json_object_get(req->object, "gone"), 1775822400,
+			  AFFINITY_REAPER_GRACE_SEC, &release, &gone) == 0)
+		(void)affinity_data_release(req->old_object, release, &released);
+out:
+	free(key);
+	free(error);
+	json_decref(reservations);
+	json_decref(live);
+	json_decref(res);
+	json_decref(data);
+	json_decref(cm);
+	json_decref(patch);
+	json_decref(release);
+	json_decref(gone);
+	json_decref(released);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct admission_request *req = NULL;
+	struct affinity_pod p;
+	char *error = NULL, *name = NULL;
+	int r;
+
+	r = admission_request_parse(data, size, &req, &error);
+	if (r < 0) {
+		if (r == -EBADMSG &&
+		    (!error || (strncmp(error, "decode admission review: ", 25) != 0 &&
+				strncmp(error, "admission review missing request", 32) != 0)))
+			abort();
+		free(error);
+		return 0;
+	}
+	validate_all(req);
+	(void)affinity_pod_skip_reason(req->object);
+	if (affinity_pod_identify(req->object, req->ns, req->name, &p, &error) == 0) {
+		if (affinity_configmap_name(p.pool, &name, &error) == 0)
+			reserve(req, &p);
+		affinity_pod_done(&p);
+	}
+	free(name);
+	free(error);
+	admission_request_free(req);
+	return 0;
+}
