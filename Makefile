@@ -155,7 +155,7 @@ test: deps                       ## everything CI runs: deps, build, unit, integ
 	 scripts/summary.sh $(BUILD)/results build/asan/results build/fuzz/results
 
 demo: deps                       ## run the suite locally on embedded defaults
-	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(TOOLS)
 	@scripts/demo.sh $(BUILD)
 
 install: all                     ## install binaries, units and manifests under DESTDIR/PREFIX
