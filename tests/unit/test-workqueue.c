@@ -157,7 +157,7 @@ static void test_worker_limit(void **state)
 	struct workqueue_options o = { .workers = 2 };
 	struct rec r;
 	struct workqueue *q = new_queue(&r, &o);
-	char key[8];
+	char key[16];
 
 	for (int i = 0; i < 5; i++) {
 		snprintf(key, sizeof key, "k%d", i);
