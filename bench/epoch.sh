@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# epoch push/pull throughput against Debian's docker-registry on loopback, beside curl moving
+# the same blob through the same registry protocol in the same run, and epoch's peak RSS
+# (/usr/bin/time -v) at two snapshot sizes: it must not grow with the snapshot.
+#
+#   BIN=build/bin bench/epoch.sh        (SIZES_MIB="256 2048" by default)
+#
+# Snapshots are made by the cocoon double with dense data (no holes), so every byte travels.
+# docker-registry has no monolithic blob PUT, so both sides use an upload session: curl as
+# POST + one PUT ?digest=, epoch as POST + 64 MiB PATCH chunks + closing PUT (its default).
+# Push reads `cocoon snapshot export` and spools each file before uploading it (the digest
+# must be known first), so it is compared with curl uploading the file alone. Pull is shown
+# twice: `epoch get` into a file (the same work as curl -o) and `epoch pull` into the
+# double's `snapshot import` (Python; its speed is not ours).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+EPOCH=${BIN:-$ROOT/build/bin}/epoch
+SIM=$ROOT/tests/cocoon-sim/cocoon-sim
+SIZES_MIB=${SIZES_MIB:-256 2048}
+[ -x "$EPOCH" ] || { echo "build epoch first ($EPOCH)" >&2; exit 1; }
+command -v docker-registry >/dev/null || { echo "docker-registry is not installed" >&2; exit 1; }
+
+W=$(mktemp -d "${TMPDIR:-/var/tmp}/epoch-bench.XXXXXX")
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$W"
+}
+trap cleanup EXIT
+export COCOON_SIM_ROOT=$W/sim EPOCH_COCOON_BINARY=$ROOT/tests/cocoon-sim/cocoon TMPDIR=$W/tmp
+mkdir -p "$W/tmp"
+unset EPOCH_TOKEN EPOCH_REGISTRY_TOKEN
+
+now() { date +%s.%N; }
+rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 2**20:.0f}')" "$@"; }
+rss() { awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$1"; }
+
+# registry NAME: a fresh docker-registry; sets REG
+registry() {
+	local port dir=$W/$1
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	mkdir -p "$dir/data"
+	cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+	docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+	PIDS+=($!)
+	REG=http://127.0.0.1:$port
+	for _ in $(seq 100); do curl -sf "$REG/v2/" >/dev/null && return; sleep 0.1; done
+	echo "docker-registry did not start" >&2
+	exit 1
+}
+
+# curl_push FILE DIGEST -> seconds
+curl_push() {
+	local loc t0 t1
+	t0=$(now)
+	loc=$(curl -sSf -D - -o /dev/null -X POST "$REG/v2/curl/blobs/uploads/" |
+		awk 'tolower($1) == "location:" {print $2}' | tr -d '\r')
+	curl -sSf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+		-H 'Expect:' -T "$1" "$loc&digest=$2"
+	t1=$(now)
+	echo "$t0 $t1"
+}
+
+printf '%-6s %-26s %12s %12s %8s %12s\n' size step epoch_MiB/s curl_MiB/s ratio epoch_RSS_KiB
+for mib in $SIZES_MIB; do
+	bytes=$((mib << 20))
+	"$SIM" mksnap "s$mib" --disk-size "${mib}M" --data-mib "$mib" --segments 1 \
+		--memory-kib 1024 >/dev/null
+	cow=$(python3 - "$COCOON_SIM_ROOT" "s$mib" <<'EOF'
+import json, sys
+db = json.load(open(sys.argv[1] + "/snapshot/db/snapshots.json"))
+print(sys.argv[1] + "/snapshot/localfile/" + db["names"][sys.argv[2]] + "/cow.raw")
+EOF
+	)
+	digest=sha256:$(sha256sum "$cow" | cut -d' ' -f1)
+
+	# what the cocoon double's export alone manages: the ceiling of any push through it
+	t0=$(now)
+	"$EPOCH_COCOON_BINARY" snapshot export "s$mib" -o - >/dev/null
+	t1=$(now)
+	printf '%-6s %-26s %12s\n' "${mib}M" "export alone (cocoon-sim)" "$(rate "$bytes" "$t0" "$t1")"
+
+	# push: curl into one registry, epoch into a fresh one
+	registry "c$mib"
+	read -r t0 t1 < <(curl_push "$cow" "$digest")
+	curl_up=$(rate "$bytes" "$t0" "$t1")
+	registry "e$mib"
+	export EPOCH_URL=$REG
+	t0=$(now)
+	/usr/bin/time -v "$EPOCH" push "s$mib" >/dev/null 2>"$W/push.time"
+	t1=$(now)
+	up=$(rate "$bytes" "$t0" "$t1")
+	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "push (export+spool+upload)" "$up" \
+		"$curl_up" "$(python3 -c "print(f'{$up / $curl_up:.2f}')")" "$(rss "$W/push.time")"
+
+	# pull: curl -o, epoch get into a file, epoch pull into the importer
+	t0=$(now)
+	curl -sSf -o "$W/curl.out" "$REG/v2/s$mib/blobs/$digest"
+	t1=$(now)
+	curl_down=$(rate "$bytes" "$t0" "$t1")
+	rm -f "$W/curl.out"
+	t0=$(now)
+	/usr/bin/time -v "$EPOCH" get "s$mib" >"$W/get.out" 2>"$W/get.time"
+	t1=$(now)
+	down=$(rate "$bytes" "$t0" "$t1")
+	rm -f "$W/get.out"
+	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "get (verified, to a file)" "$down" \
+		"$curl_down" "$(python3 -c "print(f'{$down / $curl_down:.2f}')")" "$(rss "$W/get.time")"
+	t0=$(now)
+	/usr/bin/time -v "$EPOCH" pull "s$mib" --name "copy$mib" >/dev/null 2>"$W/pull.time"
+	t1=$(now)
+	pull=$(rate "$bytes" "$t0" "$t1")
+	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "pull (into cocoon-sim)" "$pull" \
+		"$curl_down" "$(python3 -c "print(f'{$pull / $curl_down:.2f}')")" "$(rss "$W/pull.time")"
+	"$EPOCH_COCOON_BINARY" snapshot rm "s$mib" "copy$mib" >/dev/null 2>&1
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	PIDS=()
+	rm -rf "$W/c$mib" "$W/e$mib"
+done

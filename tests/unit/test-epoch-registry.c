@@ -1,0 +1,387 @@
+/* libepoch's HTTP engine against a scripted registry forked by the test: the Docker token
+ * flow (challenge, Basic credentials to a same-origin realm, the token cached and reused),
+ * Link pagination of tag lists, the fallback from a refused monolithic PUT to an upload
+ * session whose Location is another origin (no Authorization sent there), blobs that are
+ * corrupt or too long, DELETE 404 as success, and cancellation without callbacks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cocoon/buf.h"
+#include "../../epoch-client/epoch.h"
+
+/* sha256("hello") */
+#define HELLO "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+#define MANIFEST                                                                                   \
+	"{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"" HELLO "\",\"size\":"  \
+										   "5}}"
+
+static int port;
+static pid_t server;
+static char logpath[] = "/tmp/test-epoch-registry-XXXXXX";
+
+/* ---- the scripted registry (forked child) ---- */
+
+struct req {
+	char method[16], path[1024], auth[256];
+	size_t body;
+};
+
+static int read_request(int fd, struct req *r)
+{
+	char buf[16384];
+	size_t n = 0, clen = 0;
+	char *end, *h;
+
+	while (!(end = memmem(buf, n, "\r\n\r\n", 4))) {
+		ssize_t k = read(fd, buf + n, sizeof buf - n - 1);
+
+		if (k <= 0)
+			return -1;
+		n += (size_t)k;
+	}
+	buf[n] = '\0';
+	*r = (struct req){};
+	sscanf(buf, "%15s %1023s", r->method, r->path);
+	if ((h = strcasestr(buf, "\r\nAuthorization: ")))
+		sscanf(h + 17, "%255[^\r]", r->auth);
+	if ((h = strcasestr(buf, "\r\nContent-Length: ")))
+		clen = strtoul(h + 18, NULL, 10);
+	if (strcasestr(buf, "\r\nExpect: 100-continue"))
+		(void)!write(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	r->body = n - (size_t)(end + 4 - buf);
+	while (r->body < clen) {
+		ssize_t k = read(fd, buf, sizeof buf);
+
+		if (k <= 0)
+			return -1;
+		r->body += (size_t)k;
+	}
+	return 0;
+}
+
+_printf_(3, 4) static void respond(int fd, const char *body, const char *fmt, ...)
+{
+	char head[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(head, sizeof head, fmt, ap);
+	va_end(ap);
+	n += snprintf(head + n, sizeof head - n, "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		      strlen(body));
+	(void)!write(fd, head, (size_t)n);
+	(void)!write(fd, body, strlen(body));
+}
+
+static void route(int fd, const struct req *r)
+{
+	char realm[128];
+
+	snprintf(realm, sizeof realm, "http://127.0.0.1:%d/token", port);
+	if (strcmp(r->path, "/v2/r/tags/list?n=1000") == 0)
+		respond(
+		    fd, "{\"name\":\"r\",\"tags\":[\"b\",\"a\"]}",
+		    "HTTP/1.1 200 OK\r\nLink: </v2/r/tags/list?last=b&n=1000>; rel=\"next\"\r\n");
+	else if (strcmp(r->path, "/v2/r/tags/list?last=b&n=1000") == 0)
+		respond(fd, "{\"name\":\"r\",\"tags\":[\"c\"]}", "HTTP/1.1 200 OK\r\n");
+	else if (strcmp(r->path, "/v2/auth/manifests/x") == 0 && strcmp(r->auth, "Bearer issued"))
+		respond(fd, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"no\"}]}",
+			"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"%s\","
+			"service=\"svc\"\r\n",
+			realm);
+	else if (strcmp(r->path, "/v2/auth/manifests/x") == 0)
+		respond(fd, MANIFEST, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n",
+			EPOCH_MT_OCI_MANIFEST);
+	else if (strncmp(r->path, "/token?", 7) == 0 &&
+		 /* base64("_token:static") */
+		 strcmp(r->auth, "Basic X3Rva2VuOnN0YXRpYw==") == 0)
+		respond(fd, "{\"token\":\"issued\",\"expires_in\":300}", "HTTP/1.1 200 OK\r\n");
+	else if (strcmp(r->method, "PUT") == 0 && strcmp(r->path, "/v2/up/blobs/" HELLO) == 0)
+		respond(fd, "Method not allowed\n", "HTTP/1.1 405 Method Not Allowed\r\n");
+	else if (strcmp(r->path, "/v2/up/blobs/uploads/") == 0)
+		respond(fd, "",
+			"HTTP/1.1 202 Accepted\r\nLocation: http://localhost:%d/up/1?s=1\r\n",
+			port);
+	else if (strncmp(r->path, "/up/1?s=1&digest=sha256%3A", 26) == 0 && r->body == 5)
+		respond(fd, "", "HTTP/1.1 201 Created\r\nDocker-Content-Digest: %s\r\n", HELLO);
+	else if (strcmp(r->path, "/v2/b/blobs/" HELLO) == 0)
+		respond(fd, "hellp", "HTTP/1.1 200 OK\r\n");
+	else if (strcmp(r->path, "/v2/long/blobs/" HELLO) == 0)
+		respond(fd, "hello, world", "HTTP/1.1 200 OK\r\n");
+	else if (strcmp(r->path, "/v2/slow/manifests/x") == 0)
+		sleep(5);
+	else
+		respond(fd, "{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"message\":\"unknown\"}]}",
+			"HTTP/1.1 404 Not Found\r\n");
+}
+
+static void serve(int lfd)
+{
+	FILE *log = fopen(logpath, "a");
+
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		struct req r;
+
+		if (fd < 0)
+			continue;
+		if (read_request(fd, &r) == 0) {
+			fprintf(log, "%s %s auth=%s body=%zu\n", r.method, r.path,
+				r.auth[0] ? r.auth : "-", r.body);
+			fflush(log);
+			route(fd, &r);
+		}
+		close(fd);
+	}
+}
+
+static int setup(void **state)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof a;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+	port = ntohs(a.sin_port);
+	close(mkstemp(logpath));
+	server = fork();
+	assert_true(server >= 0);
+	if (server == 0)
+		serve(lfd);
+	close(lfd);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+	unlink(logpath);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static struct epoch_registry *open_reg(const char *token)
+{
+	struct epoch_registry *r = NULL;
+	char url[64], *err = NULL;
+
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+	assert_int_equal(
+	    epoch_registry_new(NULL, &(struct epoch_registry_options){ .url = url, .token = token },
+			       &r, &err),
+	    0);
+	assert_null(err);
+	return r;
+}
+
+static char *server_log(void)
+{
+	FILE *f = fopen(logpath, "r");
+	struct buf b = BUF_INIT(0);
+	char line[2048];
+
+	while (f && fgets(line, sizeof line, f))
+		assert_int_equal(buf_append_str(&b, line), 0);
+	if (f)
+		fclose(f);
+	truncate(logpath, 0);
+	return buf_steal(&b, NULL) ?: strdup("");
+}
+
+static void assert_log_has(const char *log, const char *want)
+{
+	if (!strstr(log, want))
+		fail_msg("expected \"%s\" in the server log:\n%s", want, log);
+}
+
+/* ---- tests ---- */
+
+static void test_token_flow(void **state)
+{
+	struct epoch_registry *r = open_reg("static");
+	struct epoch_result res = {};
+	char *log;
+
+	assert_int_equal(epoch_get_manifest(r, "auth", "x", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	assert_string_equal(res.media_type, EPOCH_MT_OCI_MANIFEST);
+	assert_memory_equal(res.body, MANIFEST, strlen(MANIFEST));
+	epoch_result_clear(&res);
+	log = server_log();
+	/* static token first, challenge, token fetched with it as the password, retry */
+	assert_log_has(log, "GET /v2/auth/manifests/x auth=Bearer static");
+	assert_log_has(log, "GET /token?service=svc&scope=repository%3Aauth%3Apull auth=Basic "
+			    "X3Rva2VuOnN0YXRpYw==");
+	assert_log_has(log, "GET /v2/auth/manifests/x auth=Bearer issued");
+	free(log);
+
+	/* the token is cached for its scope: no second challenge */
+	assert_int_equal(epoch_has_manifest(r, "auth", "x", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	assert_true(res.found);
+	epoch_result_clear(&res);
+	log = server_log();
+	assert_string_equal(log, "HEAD /v2/auth/manifests/x auth=Bearer issued body=0\n");
+	free(log);
+	epoch_registry_free(r);
+
+	/* without a static token the flow runs anonymously and the 401 is reported */
+	r = open_reg(NULL);
+	assert_int_equal(epoch_get_manifest(r, "auth", "x", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), -EIO);
+	assert_int_equal(res.status, 401);
+	assert_non_null(strstr(res.message, "401 UNAUTHORIZED: no (set EPOCH_TOKEN"));
+	epoch_result_clear(&res);
+	free(server_log());
+	epoch_registry_free(r);
+}
+
+static void test_tags_pages_sorted(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct epoch_result res = {};
+
+	assert_int_equal(epoch_list_tags(r, "r", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	assert_string_equal(res.names[0], "a");
+	assert_string_equal(res.names[1], "b");
+	assert_string_equal(res.names[2], "c");
+	assert_null(res.names[3]);
+	epoch_result_clear(&res);
+
+	assert_int_equal(epoch_list_tags(r, "missing", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), -ENOENT);
+	assert_non_null(strstr(res.message, "/v2/missing/tags/list?n=1000: 404 NAME_UNKNOWN"));
+	epoch_result_clear(&res);
+	free(server_log());
+	epoch_registry_free(r);
+}
+
+static void test_upload_session_other_origin(void **state)
+{
+	struct epoch_registry *r = open_reg("static");
+	struct epoch_result res = {};
+	char *log;
+
+	assert_int_equal(epoch_blob_put(r, "up", HELLO, -1, "hello", 5, NULL, NULL,
+					epoch_result_fill, &res, NULL),
+			 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	assert_int_equal(res.moved, 5);
+	epoch_result_clear(&res);
+	log = server_log();
+	assert_log_has(log, "PUT /v2/up/blobs/" HELLO " auth=Bearer static");
+	assert_log_has(log, "POST /v2/up/blobs/uploads/ auth=Bearer static body=0");
+	/* the Location is another origin: no credentials go there */
+	assert_log_has(log,
+		       "PUT /up/1?s=1&digest=sha256%3A2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1"
+		       "fa7425e73043362938b9824 auth=- body=5");
+	free(log);
+
+	/* remembered: the next upload goes straight to a session */
+	assert_int_equal(epoch_blob_put(r, "up", HELLO, -1, "hello", 5, NULL, NULL,
+					epoch_result_fill, &res, NULL),
+			 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	epoch_result_clear(&res);
+	log = server_log();
+	assert_null(strstr(log, "PUT /v2/up/blobs/sha256"));
+	free(log);
+	epoch_registry_free(r);
+}
+
+/* One userdata for both callbacks: the result first, so epoch_result_fill can take it. */
+struct download {
+	struct epoch_result res;
+	struct buf got;
+};
+
+static int sink(const void *p, size_t n, void *userdata)
+{
+	struct download *d = userdata;
+
+	return buf_append(&d->got, p, n);
+}
+
+static void test_blob_verification(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct download d = { .got = BUF_INIT(0) };
+	struct epoch_result res = {};
+
+	assert_int_equal(epoch_blob_get(r, "b", HELLO, 5, sink, epoch_result_fill, &d, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &d.res), -EBADMSG);
+	assert_non_null(
+	    strstr(d.res.message, "blob " HELLO " is corrupt: its bytes hash to sha256:"));
+	assert_int_equal(d.got.len, 5);
+	epoch_result_clear(&d.res);
+
+	/* cut off as soon as the body runs past the size, before the extra bytes reach us */
+	buf_reset(&d.got);
+	assert_int_equal(epoch_blob_get(r, "long", HELLO, 5, sink, epoch_result_fill, &d, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &d.res), -EBADMSG);
+	assert_non_null(
+	    strstr(d.res.message, "sends 12 bytes for blob " HELLO ", the manifest says 5"));
+	assert_int_equal(d.got.len, 0);
+	epoch_result_clear(&d.res);
+	buf_free(&d.got);
+
+	/* DELETE answered 404: done, nothing was there */
+	assert_int_equal(epoch_delete_manifest(r, "d", "t", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	assert_false(res.found);
+	epoch_result_clear(&res);
+	free(server_log());
+	epoch_registry_free(r);
+}
+
+static void never(const struct epoch_reply *reply, void *userdata)
+{
+	fail_msg("a cancelled call completed");
+}
+
+static void test_cancel(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct epoch_call *c = NULL;
+
+	assert_int_equal(epoch_get_manifest(r, "slow", "x", never, NULL, &c), 0);
+	assert_int_equal(sd_event_run(epoch_registry_event(r), 100000), 1);
+	epoch_call_cancel(c);
+	/* and a call still running when the registry goes */
+	assert_int_equal(epoch_get_manifest(r, "slow", "x", never, NULL, NULL), 0);
+	assert_int_equal(epoch_catalog(r, never, NULL, NULL), 0);
+	epoch_registry_free(r);
+	free(server_log());
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_token_flow),
+		cmocka_unit_test(test_tags_pages_sorted),
+		cmocka_unit_test(test_upload_session_other_origin),
+		cmocka_unit_test(test_blob_verification),
+		cmocka_unit_test(test_cancel),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
