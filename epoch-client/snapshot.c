@@ -425,8 +425,6 @@ static void push_on_exit(struct child *ch, struct child_result *r, void *userdat
 	if (p->note || r->error < 0)
 		return push_fail(c, r->error ?: -EBADMSG, "%s",
 				 p->note ?: "reading the snapshot export failed");
-	if (r->exit_code == 127 && strstr(err, "not found"))
-		return push_fail(c, ENOENT, "cannot run %s: not found", p->argv[0]);
 	if (r->exit_code != 0)
 		return push_fail(c, EIO, "%s snapshot export %s failed (%s %d)%s%s", p->argv[0],
 				 p->snapshot, r->signal ? "signal" : "exit",

@@ -12,10 +12,9 @@
  *   - on any failure the importer is killed (SIGKILL) before its stdin is closed, so it
  *     never even sees the end of its input.
  *
- * The importer's stdin is a FIFO the shell opens for it (`sh -c 'exec "$0" "$@" <FIFO'`):
- * common/child feeds stdin only from memory, and a pull streams GiBs. We hold the FIFO
- * open read-write, so opening it never blocks and a dead importer shows up as its exit,
- * not as EPIPE.
+ * The importer's stdin is a pipe whose write end common/child hands us (stdin_stream). A
+ * write that fails with EPIPE means the importer is gone: we stop writing and let its exit
+ * (status and stderr) say why, which is what a user needs to read.
  *
  * Back-pressure: when more than SINK_HIGH bytes wait for the output, the download is paused
  * (its data callback returns -EAGAIN) and resumed once the queue drains below SINK_LOW. */
@@ -63,7 +62,6 @@ struct pull {
 	sd_event_source *resume_src;
 	/* importer */
 	struct child *importer;
-	char *fifo_dir, *fifo;
 	bool importer_exited;
 };
 
@@ -135,10 +133,6 @@ static void pull_stop_output(struct pull *p)
 	if (p->own_fd)
 		closep(&p->fd);
 	p->fd = -EBADF;
-	if (p->fifo)
-		(void)unlink(p->fifo);
-	if (p->fifo_dir)
-		(void)rmdir(p->fifo_dir);
 }
 
 static void pull_release(struct epoch_call *c)
@@ -158,8 +152,6 @@ static void pull_release(struct epoch_call *c)
 	epoch_snapshot_config_free(p->config);
 	pull_plan_done(&p->plan);
 	buf_free(&p->q);
-	free(p->fifo);
-	free(p->fifo_dir);
 	free(p);
 }
 
@@ -253,6 +245,12 @@ static int pull_flush(struct epoch_call *c)
 			continue;
 		if (k < 0 && errno == EAGAIN && p->out_src)
 			return sd_event_source_set_enabled(p->out_src, SD_EVENT_ON);
+		if (k < 0 && errno == EPIPE && p->importer) {
+			/* the importer is gone: its exit handler reports why */
+			if (p->out_src)
+				(void)sd_event_source_set_enabled(p->out_src, SD_EVENT_OFF);
+			return 0;
+		}
 		if (k < 0)
 			return -errno;
 		p->q_off += (size_t)k;
@@ -313,8 +311,6 @@ static void pull_on_importer_exit(struct child *ch, struct child_result *r, void
 	const char *cmd = p->plan.argv[0], *verb = p->plan.verb, *err = tail(&r->err);
 	const char *sep = *err ? ": " : "";
 
-	if (r->exit_code == 127 && strstr(err, "not found"))
-		return pull_fail(c, ENOENT, "cannot run %s: not found", cmd);
 	if (r->timed_out)
 		return pull_fail(c, ETIMEDOUT, "%s %s timed out%s%s", cmd, verb, sep, err);
 	if (r->exit_code != 0)
@@ -333,44 +329,12 @@ static void pull_on_importer_exit(struct child *ch, struct child_result *r, void
 
 static int pull_start_importer(struct epoch_call *c)
 {
-	static const char script[] = "exec \"$0\" \"$@\" <\"$EPOCH_IMPORT_FIFO\"";
 	struct pull *p = c->state;
-	const char *tmp = getenv("TMPDIR");
-	_cleanup_(freep) char *env = NULL;
-	_cleanup_(freep) const char **argv = NULL;
-	size_t n = 0;
 	int k;
 
-	while (p->plan.argv[n])
-		n++;
-	argv = calloc(n + 4, sizeof *argv);
-	if (!argv ||
-	    asprintf(&p->fifo_dir, "%s/epoch-import-XXXXXX", isempty(tmp) ? "/tmp" : tmp) < 0)
-		return -ENOMEM;
-	if (!mkdtemp(p->fifo_dir)) {
-		k = -errno;
-		free(p->fifo_dir);
-		p->fifo_dir = NULL;
-		return k;
-	}
-	if (asprintf(&p->fifo, "%s/stdin", p->fifo_dir) < 0 ||
-	    asprintf(&env, "EPOCH_IMPORT_FIFO=%s", p->fifo) < 0)
-		return -ENOMEM;
-	if (mkfifo(p->fifo, 0600) < 0)
-		return -errno;
-	p->fd = open(p->fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (p->fd < 0)
-		return -errno;
-	p->own_fd = true;
-	(void)fcntl(p->fd, F_SETPIPE_SZ, PIPE_SIZE);
-	argv[0] = "/bin/sh";
-	argv[1] = "-c";
-	argv[2] = script;
-	for (size_t i = 0; i < n; i++)
-		argv[3 + i] = p->plan.argv[i];
-	k = child_new(epoch_registry_event(c->reg), argv,
+	k = child_new(epoch_registry_event(c->reg), (const char *const *)p->plan.argv,
 		      &(struct child_options){
-			  .env = (const char *const[]){ env, NULL },
+			  .stdin_stream = true,
 			  .output_cap = OUTPUT_CAP,
 			  .timeout_usec = p->o.importer_timeout_usec,
 			  .on_exit = pull_on_importer_exit,
@@ -379,6 +343,11 @@ static int pull_start_importer(struct epoch_call *c)
 		      &p->importer);
 	if (k < 0)
 		return k;
+	p->fd = child_take_stdin(p->importer);
+	if (p->fd < 0)
+		return p->fd;
+	p->own_fd = true;
+	(void)fcntl(p->fd, F_SETPIPE_SZ, PIPE_SIZE);
 	return sd_event_add_io(epoch_registry_event(c->reg), &p->out_src, p->fd, EPOLLOUT,
 			       pull_on_writable, c);
 }
@@ -506,7 +475,7 @@ static void pull_with_plan(struct epoch_call *c)
 		return pull_fail(c, k, "%s:%s: %s", p->name, p->ref, err ?: strerror(-k));
 	k = pull_start_output(c);
 	if (k < 0)
-		return pull_fail(c, k, "cannot start %s: %s",
+		return pull_fail(c, k, "cannot run %s: %s",
 				 p->plan.argv ? p->plan.argv[0] : "the output", strerror(-k));
 	pull_run_next(c);
 }

@@ -231,7 +231,7 @@ static int child_setup_stdio(struct child *c, const struct child_options *o, int
 	int fds[2], r;
 
 	(*theirs)[0] = CHILD_FD_NULL;
-	if (o->stdin_data && o->stdin_len > 0) {
+	if ((o->stdin_data && o->stdin_len > 0) || o->stdin_stream) {
 		r = child_pipe_new(fds);
 		if (r < 0)
 			return r;
@@ -529,7 +529,7 @@ static int child_watch(struct child *c, const struct child_options *o)
 	r = sd_event_source_set_child_process_own(c->child_src, true);
 	if (r < 0)
 		return r;
-	if (c->stdin_fd >= 0) {
+	if (c->stdin_fd >= 0 && c->stdin_data) {
 		r = sd_event_add_io(c->event, &c->stdin_src, c->stdin_fd, EPOLLOUT, child_on_stdin,
 				    c);
 		if (r < 0)
@@ -595,7 +595,9 @@ int child_new(sd_event *e, const char *const *argv, const struct child_options *
 	o = o ?: &defaults;
 	if (o->on_stdout && o->stdout_mode != CHILD_OUTPUT_CAPTURE)
 		return -EINVAL;
-	r = child_prepare_signals(o->stdin_data && o->stdin_len > 0);
+	if (o->stdin_stream && o->stdin_data)
+		return -EINVAL;
+	r = child_prepare_signals((o->stdin_data && o->stdin_len > 0) || o->stdin_stream);
 	if (r < 0)
 		return r;
 	r = child_find_executable(argv[0], &path);
@@ -646,6 +648,14 @@ void child_free(struct child *c)
 	child_result_clear(&c->result);
 	sd_event_unref(c->event);
 	free(c);
+}
+
+int child_take_stdin(struct child *c)
+{
+	/* Only a streamed stdin is handed out: a buffered one is written by us. */
+	if (!c || c->stdin_data || c->stdin_src)
+		return -EBADF;
+	return c->stdin_fd >= 0 ? TAKE_FD(c->stdin_fd) : -EBADF;
 }
 
 pid_t child_pid(struct child *c)

@@ -220,6 +220,43 @@ static void test_streaming_paused_across_exit(void **state)
 	sd_event_unref(st.e);
 }
 
+/* stdin_stream: the caller streams into the child's stdin itself and closes it for EOF. */
+static void test_stdin_stream(void **state)
+{
+	struct stream st = {};
+	struct child_options o = { .stdin_stream = true, .on_exit = on_stream_exit,
+				   .userdata = &st };
+	char chunk[4096];
+	int fd, flags;
+
+	assert_true(sd_event_new(&st.e) >= 0);
+	memset(chunk, 'x', sizeof chunk);
+	assert_int_equal(child_new(st.e, ARGV("wc", "-c"), &o, &st.c), 0);
+	fd = child_take_stdin(st.c);
+	assert_true(fd >= 0);
+	assert_int_equal(child_take_stdin(st.c), -EBADF); /* handed out once */
+	flags = fcntl(fd, F_GETFL);
+	assert_true(flags & O_NONBLOCK);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	/* wc writes only at EOF, so blocking writes of 1 MiB cannot deadlock here */
+	assert_int_equal(fcntl(fd, F_SETFL, flags & ~O_NONBLOCK), 0);
+	for (int i = 0; i < 256; i++)
+		assert_int_equal(write(fd, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+	close(fd);
+	run_until(st.e, &st.done);
+	assert_int_equal(st.result.exit_code, 0);
+	assert_int_equal(atoi(st.result.out.data), 1048576);
+	child_result_clear(&st.result);
+	child_free(st.c);
+
+	/* a buffered stdin is ours to write: not handed out, and not both at once */
+	o.stdin_data = "abc";
+	o.stdin_len = 3;
+	assert_int_equal(child_new(st.e, ARGV("cat"), &o, &st.c), -EINVAL);
+	sd_event_unref(st.e);
+	assert_no_children();
+}
+
 static void test_streaming_abort(void **state)
 {
 	struct stream st = { .abort_with = -ECANCELED };
@@ -478,6 +515,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exit_code_and_output),
 		cmocka_unit_test(test_stdin_fed),
+		cmocka_unit_test(test_stdin_stream),
 		cmocka_unit_test(test_output_cap),
 		cmocka_unit_test(test_streaming_pause_resume),
 		cmocka_unit_test(test_streaming_paused_across_exit),

@@ -58,6 +58,9 @@ struct child_options {
 	 * empty buffer: stdin is /dev/null. */
 	const void *stdin_data;
 	size_t stdin_len;
+	/* Instead: stdin is a pipe whose write end the caller takes with child_take_stdin()
+	 * and streams into itself (e.g. a tar of GiBs into `cocoon snapshot import`). */
+	bool stdin_stream;
 	enum child_output stdout_mode, stderr_mode;
 	size_t output_cap;         /* per captured stream; 0: CHILD_OUTPUT_CAP_DEFAULT */
 	child_stdout_fn on_stdout; /* set: stdout is streamed here instead of captured */
@@ -75,6 +78,10 @@ void child_free(struct child *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct child *, child_free);
 
 pid_t child_pid(struct child *c);
+/* With stdin_stream: hands over the write end of the child's stdin (non-blocking,
+ * close-on-exec); the caller closes it to signal EOF. -EBADF when not available (no
+ * stdin_stream, or taken already). */
+int child_take_stdin(struct child *c);
 /* -ESRCH once the process has exited. */
 int child_kill(struct child *c, int sig);
 /* SIGTERM now, SIGKILL after the kill grace unless it exited; idempotent. */
