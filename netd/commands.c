@@ -314,6 +314,7 @@ int netd_cmd_adopt(const struct netd_cli *cli)
 	if (r < 0)
 		return r;
 	pool->adopted = true;
+	pool->skip_iptables = !cli->manage_iptables;
 	/* §1.6: setup first, then pool.json. */
 	r = plan_setup(pool, paths, cli->manage_iptables ? 0 : NETD_SETUP_SKIP_IPTABLES, &ch);
 	if (r >= 0)

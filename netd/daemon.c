@@ -418,7 +418,9 @@ static int netd_converge(struct netd *n, bool *ret_dnsmasq_changed)
 	int r;
 
 	r = netd_setup_converge(n->pool, n->paths,
-				n->cfg->skip_iptables ? NETD_SETUP_SKIP_IPTABLES : 0, &applied,
+				n->cfg->skip_iptables || n->pool->skip_iptables ? NETD_SETUP_SKIP_IPTABLES
+										: 0,
+				&applied,
 				ret_dnsmasq_changed);
 	if (r < 0) {
 		netd_metrics_count(n->metrics, NETD_COUNT_SETUP_ERROR);

@@ -132,6 +132,9 @@ struct netd_pool {
 	/* Written by adopt (ours; the original has no such field): cloud resources were not
 	 * provisioned by cocoon-net, so teardown and status leave the cloud alone. */
 	bool adopted;
+	/* Written by adopt without --manage-iptables (ours too): the operator keeps iptables,
+	 * so netd's re-applied setup leaves it alone as well. */
+	bool skip_iptables;
 	char *updated_at; /* RFC3339Nano UTC; netd_pool_save() sets it */
 };
 

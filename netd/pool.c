@@ -348,7 +348,8 @@ static int pool_from_json(json_t *o, struct netd_pool *p, char **ret_error)
 	    (r = get_string(o, "updatedAt", false, &p->updated_at, ret_error)) < 0)
 		return r;
 	if ((r = get_bool(o, "dropInternalAccess", &p->drop_internal_access, ret_error)) < 0 ||
-	    (r = get_bool(o, "adopted", &p->adopted, ret_error)) < 0)
+	    (r = get_bool(o, "adopted", &p->adopted, ret_error)) < 0 ||
+	    (r = get_bool(o, "skipIptables", &p->skip_iptables, ret_error)) < 0)
 		return r;
 	if (netd_cidr_parse(p->subnet, &c) < 0)
 		return fail(ret_error, "field 'subnet' (\"%s\") is not an IPv4 CIDR", p->subnet);
@@ -481,6 +482,7 @@ int netd_pool_format(const struct netd_pool *p, char **ret)
 	    (r = set_bool(o, "dropInternalAccess", p->drop_internal_access)) < 0 ||
 	    (r = set_strv(o, "dropCIDRs", p->drop_cidrs, true)) < 0 ||
 	    (r = set_bool(o, "adopted", p->adopted)) < 0 ||
+	    (r = set_bool(o, "skipIptables", p->skip_iptables)) < 0 ||
 	    (r = set_str(o, "updatedAt", p->updated_at ? p->updated_at : "", false)) < 0) {
 		json_decref(o);
 		return r;
@@ -564,7 +566,8 @@ bool netd_pool_equal(const struct netd_pool *a, const struct netd_pool *b)
 	       streq_ptr(a->alias_range_name, b->alias_range_name) &&
 	       strv_equal(a->dns_servers, b->dns_servers) &&
 	       a->drop_internal_access == b->drop_internal_access &&
-	       strv_equal(a->drop_cidrs, b->drop_cidrs) && a->adopted == b->adopted;
+	       strv_equal(a->drop_cidrs, b->drop_cidrs) && a->adopted == b->adopted &&
+	       a->skip_iptables == b->skip_iptables;
 }
 
 /* ---- paths ---- */
