@@ -19,7 +19,7 @@ show() { sed 's/^/    | /'; }
 
 step "What this build contains"
 declare -A what=(
-	[webhookd]="admission webhook — skeleton: TLS listener, certificate rotation, /healthz, /readyz, /metrics; no admission handlers yet"
+	[webhookd]="admission webhook: sticky VM names and nodes (/mutate), scale-down guard, CocoonSet/CocoonHibernation validation, reaper, /readyz, /metrics"
 	[vkd]="virtual-kubelet provider (pods ↔ VMs)"
 	[probed]="probes against guests"
 	[netd]="host networking daemon: supervised dnsmasq, lease watch, /32 routes, MAC→IP lookups on the bus"
@@ -50,12 +50,13 @@ port=$(free_port)
 mport=$(free_port)
 export TLS_CERT=$D/tls.crt TLS_KEY=$D/tls.key METRICS_ADDR=127.0.0.1:$mport
 systemd-socket-activate -l "127.0.0.1:$port" --fdname=admission \
-	-E TLS_CERT -E TLS_KEY -E METRICS_ADDR "$BIN/webhookd" >"$D/webhookd.log" 2>&1 &
+	-E TLS_CERT -E TLS_KEY -E METRICS_ADDR -E KUBECONFIG "$BIN/webhookd" >"$D/webhookd.log" 2>&1 &
 lib_bg $!
 wait_port 127.0.0.1 "$port"
 say "GET https://127.0.0.1:$port/healthz → $(curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/healthz")"
+wait_for 10 "webhookd's caches to sync" curl -sf --cacert "$D/tls.crt" "https://127.0.0.1:$port/readyz"
 say "GET https://127.0.0.1:$port/readyz  → $(curl -sS --cacert "$D/tls.crt" -w ' (HTTP %{http_code})' "https://127.0.0.1:$port/readyz" | tr -d '\n')"
-say "  (not ready on purpose: it cannot answer admission requests yet, so it must not receive them)"
+say "  (ready: its pod and node caches are synced and kubesim answers)"
 wait_port 127.0.0.1 "$mport"
 say "GET http://127.0.0.1:$mport/metrics (excerpt):"
 curl -sS "http://127.0.0.1:$mport/metrics" | grep -E '^(process_resident|process_open_fds|cocoon_tls)' | show

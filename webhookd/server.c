@@ -1,10 +1,12 @@
-/* webhookd's listeners: HTTPS admission (+ /healthz, /readyz) and plain-HTTP /metrics.
+/* webhookd's listeners: HTTPS admission (the routes of handlers.c, /healthz, /readyz) and
+ * plain-HTTP /metrics; and the assembly of the daemon: cluster, handlers, reaper.
  *
  * Listeners come from systemd socket activation when present (fd names "admission" and
  * "metrics"; an unnamed set goes to admission), else from LISTEN_ADDR / METRICS_ADDR. The
  * key pair is loaded at start (fatal when missing or invalid: there is no self-signed
  * fallback, as in the original) and reloaded whenever the files change; a failed reload
- * keeps the previous certificate. SIGTERM drains both servers for at most 15 s. */
+ * keeps the previous certificate. SIGTERM drains both servers for at most 15 s.
+ * /readyz is cluster_ready(): caches synced and the apiserver heard from recently. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +24,18 @@ struct webhookd {
 	struct http_server *admission, *metrics_server;
 	struct metrics *metrics;
 	struct tls_rotation *rotation;
+	struct cluster *cluster;
+	struct handlers *handlers;
+	struct reaper *reaper;
 	unsigned draining;
 	char description[256];
 };
 
 static bool webhookd_ready(void *userdata, const char **ret_reason)
 {
-	*ret_reason = "admission handlers are not implemented in this build";
-	return false;
+	struct webhookd *w = userdata;
+
+	return cluster_ready(w->cluster, ret_reason);
 }
 
 static void webhookd_on_tls_reload(struct tls_rotation *r, int result, void *userdata)
@@ -110,6 +116,7 @@ static int webhookd_setup_metrics(struct webhookd *w)
 int webhookd_new(struct loop *loop, const struct webhookd_config *cfg, struct webhookd **ret)
 {
 	_cleanup_(webhookd_freep) struct webhookd *w = NULL;
+	const struct http_server_config admission_cfg = { .max_body_bytes = ADMISSION_BODY_MAX };
 	sd_event *e = loop_event(loop);
 	int r;
 
@@ -117,15 +124,24 @@ int webhookd_new(struct loop *loop, const struct webhookd_config *cfg, struct we
 	if (!w)
 		return log_oom_errno();
 	w->loop = loop;
-	r = http_server_new(e, NULL, &w->admission);
+	r = cluster_new(e, &w->cluster);
+	if (r < 0)
+		return r;
+	r = http_server_new(e, &admission_cfg, &w->admission);
 	if (r >= 0)
 		r = http_server_new(e, NULL, &w->metrics_server);
 	if (r >= 0)
 		r = webhookd_setup_metrics(w);
 	if (r >= 0)
 		r = endpoints_add_health(w->admission, webhookd_ready, w);
+	if (r >= 0)
+		r = handlers_new(w->admission, w->metrics, w->cluster, &w->handlers);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up the HTTP servers: %m");
+	r = reaper_new(w->cluster, cfg->reaper_interval_usec, cfg->reaper_grace_usec,
+		       handlers_releases_metric(w->handlers), &w->reaper);
+	if (r < 0)
+		return log_error_errno(r, "cannot start the reaper: %m");
 
 	r = http_server_set_tls(w->admission, cfg->tls_cert, cfg->tls_key, NULL, TLS_VERIFY_NONE);
 	if (r < 0)
@@ -154,6 +170,9 @@ void webhookd_free(struct webhookd *w)
 	tls_rotation_free(w->rotation);
 	http_server_free(w->admission);
 	http_server_free(w->metrics_server);
+	handlers_free(w->handlers);
+	reaper_free(w->reaper);
+	cluster_free(w->cluster);
 	metrics_free(w->metrics);
 	free(w);
 }

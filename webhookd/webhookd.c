@@ -1,4 +1,4 @@
-/* webhookd: main() only — configuration, servers, READY, loop. See webhookd.h. */
+/* webhookd: main() only — configuration, cluster, servers, READY, loop. See webhookd.h. */
 #include <stdlib.h>
 
 #include "cocoon/log.h"
@@ -37,5 +37,9 @@ int main(int argc, char **argv)
 		return COCOON_EXIT_USAGE;
 	}
 	log_set_max_level(webhookd_config.log_level);
+	if (webhookd_config.reaper_interval_usec == 0) {
+		log_error("invalid REAPER_INTERVAL=0: the reaper needs a positive interval");
+		return COCOON_EXIT_USAGE;
+	}
 	return run();
 }

@@ -1,25 +1,33 @@
 /* webhookd — the cocoon admission webhook.
  *
  * Table of contents:
- *   webhookd.c   main(): configuration → servers → READY → loop
+ *   webhookd.c   main(): configuration → cluster → servers → READY → loop
  *   config.c     the environment table (--help prints it)
  *   server.c     the HTTPS admission listener (socket activation or LISTEN_ADDR), TLS key
  *                pair rotation, /healthz and /readyz, the plain-HTTP /metrics listener,
  *                and the bounded drain on SIGTERM
- *
- * This build is the skeleton of the daemon: it serves health, readiness and metrics over
- * the same TLS and systemd plumbing the admission handlers will use. It has no admission
- * handlers yet, so /readyz answers 503 and says so. */
+ *   cluster.c    the Kubernetes client, the pod and node informers, readiness (caches
+ *                synced, apiserver heard from recently)
+ *   handlers.c   the admission routes: body → AdmissionReview → decision (fetching what it
+ *                needs from the apiserver) → response, one metric sample per request
+ *   reserve.c    /mutate's ConfigMap read-modify-write: resourceVersion preconditions,
+ *                create on 404, bounded conflict retries, one writer per pool per process
+ *   reaper.c     the periodic release of reservations whose pod is gone
+ *   admission.c, validate.c, workload.c, affinity.c: the pure decisions (below) */
 #pragma once
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "cocoon/conf.h"
 #include "cocoon/loop.h"
 
 #define WEBHOOKD_SUMMARY                                                                           \
-	"webhookd: the cocoon admission webhook (HTTPS). This build serves /healthz, /readyz\n"    \
-	"and /metrics; the admission handlers (/mutate, /validate, …) are not implemented yet."
+	"webhookd: the cocoon admission webhook (HTTPS): /mutate (sticky VM names and nodes),\n"   \
+	"/validate (scale-down guard), /validate-cocoonset, /validate-cocoonhibernation,\n"        \
+	"/healthz and /readyz; /metrics on METRICS_ADDR."
 
 /* How long SIGTERM waits for requests in flight (the original's 15 s shutdown timeout). */
 #define WEBHOOKD_DRAIN_USEC (15 * 1000000ULL)
@@ -30,6 +38,9 @@ struct webhookd_config {
 	const char *tls_key;
 	const char *listen_addr;
 	const char *metrics_addr;
+	const char *kubeconfig; /* read by kube_config_load() itself; listed for --help */
+	uint64_t reaper_interval_usec;
+	uint64_t reaper_grace_usec;
 };
 
 /* config.c */
@@ -44,6 +55,25 @@ void webhookd_free(struct webhookd *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct webhookd *, webhookd_free);
 /* "admission on …, metrics on …" for the READY status line. */
 const char *webhookd_describe(const struct webhookd *w);
+
+/* cluster.c */
+struct kube_client;
+struct cluster;
+/* Loads the kubeconfig (KUBECONFIG, ~/.kube/config, in-cluster) and starts the pod and node
+ * informers. Errors are logged. */
+int cluster_new(sd_event *e, struct cluster **ret);
+void cluster_free(struct cluster *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cluster *, cluster_free);
+struct kube_client *cluster_client(const struct cluster *c);
+/* true when both caches are synced and the apiserver answered within the last
+ * CLUSTER_CONTACT_MAX_USEC; otherwise *ret_reason says which condition fails. */
+bool cluster_ready(const struct cluster *c, const char **ret_reason);
+bool cluster_pods_synced(const struct cluster *c);
+/* New arrays of the cached objects (shared, read-only); NULL on allocation failure. */
+json_t *cluster_pods(const struct cluster *c);
+json_t *cluster_nodes(const struct cluster *c);
+/* Readiness tolerates this much silence; an idle webhook pings /version before it. */
+#define CLUSTER_CONTACT_MAX_USEC (15 * 1000000ULL)
 
 /* ---- Admission decisions (admission.c, validate.c, workload.c, affinity.c) ----------------
  *
@@ -63,8 +93,6 @@ const char *webhookd_describe(const struct webhookd *w);
  * it asynchronously and call again. */
 #include <stdbool.h>
 #include <time.h>
-
-#include <jansson.h>
 
 #include "cocoon/buf.h"
 
@@ -275,3 +303,59 @@ int affinity_pod_patch(const json_t *pod, const json_t *reservation, json_t **re
  * the keys to release and the gone_since map for the next sweep. */
 int affinity_reap(const json_t *reservations, const json_t *live, const json_t *gone_since,
 		  time_t now, time_t grace, json_t **ret_release, json_t **ret_gone_since);
+
+/* ---- Wiring (reserve.c, reaper.c, handlers.c) ---------------------------------------------- */
+
+/* reserve.c — a pod's reservation, stored. Reservations of one pool are written one at a time
+ * per process (so this process never conflicts with itself); across processes the
+ * ConfigMap's resourceVersion is the precondition and a conflict starts over from a fresh
+ * read, at most RESERVE_ATTEMPTS times. */
+#define RESERVE_ATTEMPTS 10
+/* Pods waiting for their pool's writer, per process: past it a pod is refused. */
+#define RESERVE_QUEUE_MAX 512
+struct reserver;
+struct reserve;
+/* error 0: reserve_result() has the reservation. Else message says what failed; a negative
+ * -EINVAL, -ENAMETOOLONG or -EEXIST is about the pod itself (the caller denies it), anything
+ * else about the cluster. The reserve is the caller's to free, also from this callback. */
+typedef void (*reserve_done_fn)(struct reserve *r, int error, const char *message, void *userdata);
+int reserver_new(struct cluster *c, struct reserver **ret);
+/* Frees the reserves still pending too (their callbacks never run). */
+void reserver_free(struct reserver *rs);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct reserver *, reserver_free);
+/* Identifies the pod (affinity_pod_identify(); -EINVAL with a message) and queues its
+ * reservation. On a dry run the decision is made but nothing is written. */
+int reserve_new(struct reserver *rs, const json_t *pod, const char *req_ns, const char *req_name,
+		bool dry_run, reserve_done_fn done, void *userdata, struct reserve **ret,
+		char **ret_error);
+void reserve_free(struct reserve *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct reserve *, reserve_free);
+const char *reserve_pool(const struct reserve *r);
+/* After success: the data key and the Reservation (borrowed). */
+const json_t *reserve_result(const struct reserve *r, const char **ret_key);
+/* How many writes the last completed reservation needed (1: no conflict). */
+unsigned reserve_attempts(const struct reserve *r);
+
+/* reaper.c — every interval (and once the pod cache is synced), release the reservations
+ * whose pod has been gone for grace. Each release is an update conditional on the
+ * ConfigMap's resourceVersion, so replicas sweeping together cannot undo a new reservation;
+ * the loser of a race leaves the decision to its next sweep. */
+struct reaper;
+struct metric;
+int reaper_new(struct cluster *c, uint64_t interval_usec, uint64_t grace_usec,
+	       struct metric *releases, struct reaper **ret);
+void reaper_free(struct reaper *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct reaper *, reaper_free);
+
+/* handlers.c — the admission routes on s and their metrics in m. */
+struct handlers;
+struct http_server;
+struct metrics;
+int handlers_new(struct http_server *s, struct metrics *m, struct cluster *c,
+		 struct handlers **ret);
+/* Requests still waiting for the apiserver are dropped (their clients see the connection
+ * close). Free before the cluster. */
+void handlers_free(struct handlers *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct handlers *, handlers_free);
+/* cocoon_webhook_affinity_releases_total{pool}, for the reaper. */
+struct metric *handlers_releases_metric(const struct handlers *h);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# webhookd skeleton: configuration errors, systemd socket activation over TLS, /healthz,
-# /readyz, /metrics (checked by promtool), certificate rotation (good and bad files),
-# READY=1 to systemd, and a clean stop on SIGTERM.
+# webhookd plumbing: configuration errors, systemd socket activation over TLS, /healthz,
+# /readyz (200 once the caches of kubesim's pods and nodes are synced), /metrics (checked
+# by promtool), certificate rotation (good and bad files), READY=1 to systemd, and a clean
+# stop on SIGTERM.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 lib_init
@@ -21,7 +22,8 @@ file_fingerprint() { openssl x509 -noout -fingerprint -sha256 -in "$1" | cut -d=
 
 # --- --help lists every variable; bad configuration exits 2 with a precise message
 help=$("$WEBHOOKD" --help)
-for v in WEBHOOK_LOG_LEVEL TLS_CERT TLS_KEY LISTEN_ADDR METRICS_ADDR; do
+for v in WEBHOOK_LOG_LEVEL TLS_CERT TLS_KEY LISTEN_ADDR METRICS_ADDR KUBECONFIG REAPER_INTERVAL \
+	REAPER_GRACE; do
 	assert_contains "$help" "$v" "--help"
 done
 rc=0
@@ -31,6 +33,20 @@ assert_contains "$out" 'invalid LISTEN_ADDR="8443": expected a listen address' "
 rc=0
 out=$("$WEBHOOKD" --bogus 2>&1) || rc=$?
 assert_eq 2 "$rc" "exit status for an unknown option"
+
+rc=0
+out=$(REAPER_GRACE="30 minutes" "$WEBHOOKD" 2>&1) || rc=$?
+assert_eq 2 "$rc" "exit status for a malformed REAPER_GRACE"
+assert_contains "$out" 'invalid REAPER_GRACE="30 minutes"' "error text"
+
+# --- without a reachable configuration it refuses to start and says why
+rc=0
+out=$(HOME=$D KUBECONFIG=$D/none.yaml LISTEN_ADDR=127.0.0.1:0 METRICS_ADDR=127.0.0.1:0 \
+	"$WEBHOOKD" 2>&1) || rc=$?
+assert_eq 1 "$rc" "exit status without a kubeconfig"
+assert_contains "$out" "cannot load the Kubernetes configuration" "kubeconfig message"
+
+kubesim_start ks --listen 127.0.0.1:0 --tls
 
 # --- a missing key pair is fatal and names the file
 rc=0
@@ -45,19 +61,17 @@ port=$(free_port)
 mport=$(free_port)
 export TLS_CERT=$D/tls.crt TLS_KEY=$D/tls.key METRICS_ADDR=127.0.0.1:$mport
 systemd-socket-activate -l "127.0.0.1:$port" --fdname=admission \
-	-E TLS_CERT -E TLS_KEY -E METRICS_ADDR "$WEBHOOKD" >"$D/webhookd.log" 2>&1 &
+	-E TLS_CERT -E TLS_KEY -E METRICS_ADDR -E KUBECONFIG "$WEBHOOKD" >"$D/webhookd.log" 2>&1 &
 pid=$!
 lib_bg "$pid"
 wait_port 127.0.0.1 "$port"
 
 assert_eq "ok" "$(curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/healthz")" "/healthz"
-code=$(curl -sS -o "$D/readyz" -w '%{http_code}' --cacert "$D/tls.crt" \
-	"https://127.0.0.1:$port/readyz")
-assert_eq 503 "$code" "/readyz status without admission handlers"
-assert_contains "$(cat "$D/readyz")" "admission handlers are not implemented" "/readyz reason"
+wait_for 10 "/readyz to answer 200" curl -sf --cacert "$D/tls.crt" "https://127.0.0.1:$port/readyz"
+assert_eq "ready" "$(curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/readyz")" "/readyz"
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$D/tls.crt" \
-	"https://127.0.0.1:$port/mutate" -d '{}')
-assert_eq 404 "$code" "/mutate is not served by the skeleton"
+	"https://127.0.0.1:$port/nope" -d '{}')
+assert_eq 404 "$code" "an unknown path"
 if curl -sS -m 3 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
 	fail "the admission port answered plain HTTP"
 fi

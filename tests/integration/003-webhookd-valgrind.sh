@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# webhookd runs clean under valgrind memcheck: requests (good, unknown path, garbage), a
+# webhookd runs clean under valgrind memcheck: requests (admission on every route, a
+# reservation written to kubesim, malformed reviews, unknown path, garbage), a
 # certificate rotation and a failed one, then SIGTERM; any error or leak fails the test.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -15,6 +16,7 @@ cert() {
 		-addext subjectAltName=IP:127.0.0.1 2>/dev/null
 }
 cert tls
+kubesim_start ks --listen 127.0.0.1:0 --tls
 port=$(free_port)
 mport=$(free_port)
 TLS_CERT=$D/tls.crt TLS_KEY=$D/tls.key LISTEN_ADDR=127.0.0.1:$port \
@@ -27,6 +29,12 @@ lib_bg "$pid"
 wait_port 127.0.0.1 "$port" 30
 wait_port 127.0.0.1 "$mport" 30
 
+wait_for 30 "/readyz" curl -sf --cacert "$D/tls.crt" "https://127.0.0.1:$port/readyz"
+review='{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","namespace":"default","name":"p","userInfo":{"username":"u"},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"default"},"spec":{"tolerations":[{"key":"virtual-kubelet.io/provider","operator":"Exists"}],"containers":[{"name":"c","image":"i"}]}}}}'
+for path in mutate validate validate-cocoonset validate-cocoonhibernation; do
+	curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/$path" -d "$review" >/dev/null
+	curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/$path" -d '{"request":' >/dev/null
+done
 for _ in 1 2 3 4 5; do
 	curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/healthz" >/dev/null
 	curl -sS "http://127.0.0.1:$mport/metrics" >/dev/null
