@@ -36,36 +36,40 @@ for b in webhookd vkd probed netd cocoon-net operatord epoch; do
 done
 
 step "Starting the Kubernetes API server double (tests/kubesim)"
-kubesim_start demo --listen 127.0.0.1:0 --tls
-say "kubesim serves $KUBESIM_URL; its kubeconfig is $KUBECONFIG"
-kubectl version 2>/dev/null | show || true
-say "Nodes registered (a cocoon node appears once vkd exists):"
-kubectl get nodes 2>&1 | show || true
-
-step "Starting webhookd the way systemd does (socket activation, TLS)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-keyout "$D/tls.key" -out "$D/tls.crt" -subj /CN=localhost \
-	-addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null
+. "$ROOT/tests/integration/webhookd-lib.sh"
 port=$(free_port)
 mport=$(free_port)
+# kubesim calls admission webhooks like kube-apiserver; the webhook's Service resolves here.
+kubesim_start demo --listen 127.0.0.1:0 --tls \
+	--webhook-service "cocoon-system/cocoon-webhook=127.0.0.1:$port"
+say "kubesim serves $KUBESIM_URL; its kubeconfig is $KUBECONFIG"
+kubectl version 2>/dev/null | show || true
+say "Two Node objects stand in for cocoon nodes of pool 'default' (vkd, which registers real"
+say "ones, is not built yet):"
+wh_node cocoon-node-a default
+wh_node cocoon-node-b default
+kubectl get nodes -L cocoonstack.io/pool 2>&1 | show || true
+
+step "Starting webhookd the way systemd does (socket activation, TLS)"
+wh_ca
+wh_cert tls
 export TLS_CERT=$D/tls.crt TLS_KEY=$D/tls.key METRICS_ADDR=127.0.0.1:$mport
 systemd-socket-activate -l "127.0.0.1:$port" --fdname=admission \
 	-E TLS_CERT -E TLS_KEY -E METRICS_ADDR -E KUBECONFIG "$BIN/webhookd" >"$D/webhookd.log" 2>&1 &
 lib_bg $!
 wait_port 127.0.0.1 "$port"
-say "GET https://127.0.0.1:$port/healthz → $(curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/healthz")"
-wait_for 10 "webhookd's caches to sync" curl -sf --cacert "$D/tls.crt" "https://127.0.0.1:$port/readyz"
-say "GET https://127.0.0.1:$port/readyz  → $(curl -sS --cacert "$D/tls.crt" -w ' (HTTP %{http_code})' "https://127.0.0.1:$port/readyz" | tr -d '\n')"
-say "  (ready: its pod and node caches are synced and kubesim answers)"
+say "GET /healthz → $(curl -sS --cacert "$D/ca.crt" --resolve "$WH_SVC:$port:127.0.0.1" "https://$WH_SVC:$port/healthz")"
+wait_for 20 "webhookd to be ready" curl -sf --cacert "$D/ca.crt" \
+	--resolve "$WH_SVC:$port:127.0.0.1" "https://$WH_SVC:$port/readyz"
+say "GET /readyz  → ready (its pod and node caches are synced and the API server answers)"
+wh_register
+say "CRDs (deploy/crds) and the webhook configurations (deploy/webhook) are applied; the"
+say "API server now sends pod creations and workload updates to webhookd."
 wait_port 127.0.0.1 "$mport"
-say "GET http://127.0.0.1:$mport/metrics (excerpt):"
-curl -sS "http://127.0.0.1:$mport/metrics" | grep -E '^(process_resident|process_open_fds|cocoon_tls)' | show
 
 step "Rotating the webhook's certificate under it (as cert-manager does)"
 old=$(openssl x509 -noout -fingerprint -sha256 -in "$D/tls.crt" | cut -d= -f2)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-keyout "$D/new.key" -out "$D/new.crt" -subj /CN=localhost \
-	-addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null
+wh_cert new
 mv "$D/new.key" "$D/tls.key" && mv "$D/new.crt" "$D/tls.crt"
 sleep 0.5
 served=$(openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null |
@@ -128,19 +132,33 @@ for f in "$ROOT"/deploy/samples/*.yaml; do
 	else
 		case $out in
 		*"no matches for kind"*|*"resource mapping not found"*)
-			say "$name: skipped — its CRD is not installed (the CRDs come with operatord, not built yet)" ;;
+			say "$name: skipped — the legacy cocoon.cis CRDs come with operatord (not built yet)" ;;
 		*) say "$name: refused: $out" ;;
 		esac
 	fi
 done
-say "Pods now (Pending: no cocoon node runs yet — vkd is not built; the Deployment's" \
-	"replicas do not appear because kubesim runs no workload controllers):"
+say "The bare pod got a stable VM name and a sticky node from webhookd (/mutate):"
+kubectl get pod scratch-vm -o \
+	jsonpath='{"    | vm name: "}{.metadata.annotations.vm\.cocoonstack\.io/name}{"\n    | node:    "}{.spec.nodeName}{"\n"}'
+say "Its reservation, kept in a ConfigMap per pool so every webhook replica agrees:"
+kubectl -n cocoon-system get configmap cocoon-affinity-default -o jsonpath='{.data}' | show
+echo
+say "Scaling the cocoon Deployment down is refused (agents are stateful VMs):"
+kubectl scale deployment/sre-agent --replicas=1 2>&1 | show || true
+say "A CocoonSet without an image is refused with the reason:"
+printf '%s\n' 'apiVersion: cocoonset.cocoonstack.io/v1' 'kind: CocoonSet' 'metadata: {name: broken}' \
+	'spec: {agent: {image: "", replicas: 1}}' | kubectl apply -f - 2>&1 | show || true
+say "The CocoonSet sample is stored, but nothing creates its pods yet: operatord is not built."
+say "Pods now (Pending or bound to a stand-in node: no vkd runs VMs yet; the Deployment's"
+say "replicas do not appear because kubesim runs no workload controllers):"
 kubectl get pods -o wide 2>&1 | show || true
+say "webhookd's admission counters:"
+curl -sS "http://127.0.0.1:$mport/metrics" | grep '^cocoon_webhook_admission_total' | show || true
 
 step "The stack is running"
 say "export KUBECONFIG=$KUBECONFIG" \
 	"kubectl get pods,deployments" \
-	"curl --cacert $D/tls.crt https://127.0.0.1:$port/healthz" \
+	"curl --cacert $D/ca.crt --resolve $WH_SVC:$port:127.0.0.1 https://$WH_SVC:$port/healthz" \
 	"curl http://127.0.0.1:$mport/metrics"
 if [ -t 0 ]; then
 	say "Press Ctrl-C to stop everything the demo started."
