@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "cocoon/buf.h"
+#include "cocoon/errmsg.h"
 #include "cocoon/log.h"
 #include "epoch.h"
 
@@ -16,19 +17,6 @@
 #define TAG_MAX_LEN  128
 /* A header with more auth-params than this is not a registry talking to us. */
 #define CHALLENGE_PARAMS_MAX 64
-
-_printf_(2, 3) static int ref_fail(char **ret_error, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ret_error) {
-		va_start(ap, fmt);
-		if (vasprintf(ret_error, fmt, ap) < 0)
-			*ret_error = NULL;
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static bool is_alnum(char c)
 {
@@ -110,7 +98,7 @@ static int ref_set(struct epoch_ref *r, const char *input, const char *name, siz
 	if (!r->name)
 		return -ENOMEM;
 	if (!epoch_name_valid(r->name))
-		return ref_fail(ret_error,
+		return errmsg_set(ret_error, EINVAL,
 				"invalid repository name \"%s\" in \"%s\": expected components of "
 				"letters, digits, '.', '_' and '-' separated by '/'%s",
 				r->name, input,
@@ -118,7 +106,7 @@ static int ref_set(struct epoch_ref *r, const char *input, const char *name, siz
 						     : "");
 	if (target && strncmp(target, "sha256:", 7) == 0) {
 		if (!epoch_digest_valid(target))
-			return ref_fail(ret_error,
+			return errmsg_set(ret_error, EINVAL,
 					"invalid digest \"%s\" in \"%s\": expected sha256: and 64 "
 					"lowercase hex digits",
 					target, input);
@@ -126,7 +114,7 @@ static int ref_set(struct epoch_ref *r, const char *input, const char *name, siz
 		return r->digest ? 0 : -ENOMEM;
 	}
 	if (target && !epoch_tag_valid(target))
-		return ref_fail(ret_error,
+		return errmsg_set(ret_error, EINVAL,
 				"invalid tag \"%s\" in \"%s\": expected up to 128 letters, digits, "
 				"'.', '_' or '-', not starting with '.' or '-'%s",
 				target, input,
@@ -142,13 +130,13 @@ static int ref_parse_url(const char *s, struct epoch_ref *r, char **ret_error)
 	const char *host = strstr(s, "://") + 3, *path, *dl, *v2, *name, *last;
 
 	if (s[strcspn(s, "?#% \t\r\n")])
-		return ref_fail(ret_error,
+		return errmsg_set(ret_error, EINVAL,
 				"unsupported URL \"%s\": no query, fragment, escapes or spaces "
 				"allowed",
 				s);
 	path = strchr(host, '/');
 	if (!path || path == host)
-		return ref_fail(ret_error, "URL \"%s\" names no artifact: expected …/dl/NAME", s);
+		return errmsg_set(ret_error, EINVAL, "URL \"%s\" names no artifact: expected …/dl/NAME", s);
 	dl = strstr(path, "/dl/");
 	v2 = strstr(path, "/v2/");
 	if (dl && (!v2 || dl < v2)) {
@@ -167,7 +155,7 @@ static int ref_parse_url(const char *s, struct epoch_ref *r, char **ret_error)
 		const char *m = strstr(v2 + 4, "/manifests/");
 
 		if (!m || !m[11] || strchr(m + 11, '/'))
-			return ref_fail(ret_error,
+			return errmsg_set(ret_error, EINVAL,
 					"URL \"%s\" is not a manifest URL: expected "
 					"…/v2/NAME/manifests/REFERENCE",
 					s);
@@ -176,7 +164,7 @@ static int ref_parse_url(const char *s, struct epoch_ref *r, char **ret_error)
 			return -ENOMEM;
 		return ref_set(r, s, v2 + 4, m - (v2 + 4), m + 11, ret_error);
 	}
-	return ref_fail(ret_error,
+	return errmsg_set(ret_error, EINVAL,
 			"URL \"%s\" names no artifact: expected …/dl/NAME[/TAG] or "
 			"…/v2/NAME/manifests/REFERENCE",
 			s);
@@ -191,7 +179,7 @@ int epoch_ref_parse(const char *s, struct epoch_ref *ret, char **ret_error)
 	if (ret_error)
 		*ret_error = NULL;
 	if (isempty(s))
-		return ref_fail(ret_error, "empty reference: expected NAME[:TAG]");
+		return errmsg_set(ret_error, EINVAL, "empty reference: expected NAME[:TAG]");
 	if (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0)
 		k = ref_parse_url(s, &r, ret_error);
 	else if ((sep = strchr(s, '@')))
@@ -350,7 +338,7 @@ int epoch_challenge_parse(const char *header, struct epoch_challenge *ret, char 
 		while (is_tchar(*p))
 			p++;
 		if (p == scheme || (*p && *p != ' ' && *p != '\t' && *p != ',')) {
-			ref_fail(ret_error, "malformed WWW-Authenticate header \"%s\"", header);
+			errmsg_set(ret_error, EINVAL, "malformed WWW-Authenticate header \"%s\"", header);
 			return -EBADMSG;
 		}
 		c.scheme = strndup(scheme, p - scheme);
@@ -359,7 +347,7 @@ int epoch_challenge_parse(const char *header, struct epoch_challenge *ret, char 
 		r = parse_params(&p, &c);
 		if (r == -EBADMSG) {
 			epoch_challenge_done(&c);
-			ref_fail(ret_error, "malformed WWW-Authenticate header \"%s\"", header);
+			errmsg_set(ret_error, EINVAL, "malformed WWW-Authenticate header \"%s\"", header);
 			return r;
 		}
 		if (r < 0) {
@@ -372,13 +360,13 @@ int epoch_challenge_parse(const char *header, struct epoch_challenge *ret, char 
 		}
 		if (isempty(c.realm)) {
 			epoch_challenge_done(&c);
-			ref_fail(ret_error, "Bearer challenge without a realm in \"%s\"", header);
+			errmsg_set(ret_error, EINVAL, "Bearer challenge without a realm in \"%s\"", header);
 			return -EBADMSG;
 		}
 		*ret = c;
 		return 0;
 	}
-	ref_fail(ret_error, "no Bearer challenge in WWW-Authenticate \"%s\"", header);
+	errmsg_set(ret_error, EINVAL, "no Bearer challenge in WWW-Authenticate \"%s\"", header);
 	return -ENOENT;
 }
 

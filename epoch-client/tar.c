@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cocoon/errmsg.h"
 #include "tar.h"
 
 /* ustar header layout (POSIX.1-2008, pax "ustar Interchange Format"). */
@@ -1042,50 +1043,36 @@ static bool key_is_derived(const char *k)
 	return false;
 }
 
-static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int set_error(char **ret_error, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ret_error) {
-		va_start(ap, fmt);
-		if (vasprintf(ret_error, fmt, ap) < 0)
-			*ret_error = NULL;
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 static int entry_check(const struct tar_entry *e, char **ret_error)
 {
 	const char *why = e->name ? name_problem(e->name, strlen(e->name)) : "missing";
 
 	if (why)
-		return set_error(ret_error, "name: %s", why);
+		return errmsg_set(ret_error, EINVAL, "name: %s", why);
 	if (e->type < TAR_TYPE_REGULAR || e->type > TAR_TYPE_FIFO)
-		return set_error(ret_error, "%s: unknown type %d", e->name, e->type);
+		return errmsg_set(ret_error, EINVAL, "%s: unknown type %d", e->name, e->type);
 	if (e->type != TAR_TYPE_REGULAR && e->size)
-		return set_error(ret_error, "%s: a %s has no data", e->name, type_name(e->type));
+		return errmsg_set(ret_error, EINVAL, "%s: a %s has no data", e->name, type_name(e->type));
 	if ((e->type == TAR_TYPE_HARDLINK || e->type == TAR_TYPE_SYMLINK) &&
 	    (isempty(e->linkname) || strlen(e->linkname) > TAR_NAME_MAX))
-		return set_error(ret_error, "%s: invalid link target", e->name);
+		return errmsg_set(ret_error, EINVAL, "%s: invalid link target", e->name);
 	if (e->size > INT64_MAX)
-		return set_error(ret_error, "%s: size too large", e->name);
+		return errmsg_set(ret_error, EINVAL, "%s: size too large", e->name);
 	for (size_t i = 0; i < e->n_pax; i++)
 		if (isempty(e->pax[i].key) || strchr(e->pax[i].key, '=') ||
 		    key_is_derived(e->pax[i].key))
-			return set_error(ret_error, "%s: PAX record key \"%s\" not allowed",
+			return errmsg_set(ret_error, EINVAL, "%s: PAX record key \"%s\" not allowed",
 					 e->name, e->pax[i].key ? e->pax[i].key : "");
 	if (!e->sparse)
 		return 0;
 	if (e->type != TAR_TYPE_REGULAR)
-		return set_error(ret_error, "%s: sparse but not a regular file", e->name);
+		return errmsg_set(ret_error, EINVAL, "%s: sparse but not a regular file", e->name);
 	_cleanup_(freep) char *err = NULL;
 	if (tar_sparse_map_check(e->sparse_map, e->n_sparse, e->sparse_size, &err) < 0)
-		return set_error(ret_error, "%s: sparse map: %s", e->name, err ? err : "invalid");
+		return errmsg_set(ret_error, EINVAL, "%s: sparse map: %s", e->name, err ? err : "invalid");
 	if (tar_sparse_packed_size(e->sparse_map, e->n_sparse) != e->size)
-		return set_error(
-		    ret_error, "%s: sparse map holds %" PRIu64 " bytes, size is %" PRIu64, e->name,
+		return errmsg_set(
+		    ret_error, EINVAL, "%s: sparse map holds %" PRIu64 " bytes, size is %" PRIu64, e->name,
 		    tar_sparse_packed_size(e->sparse_map, e->n_sparse), e->size);
 	return 0;
 }
@@ -1179,7 +1166,7 @@ int tar_header_format(const struct tar_entry *e, struct buf *out, char **ret_err
 	fits = split_name(e->name, len, &slash);
 	k = header_records(e, fits, &recs);
 	if (k == -E2BIG)
-		set_error(ret_error, "%s: PAX header larger than %d bytes", e->name,
+		errmsg_set(ret_error, EINVAL, "%s: PAX header larger than %d bytes", e->name,
 			  TAR_PAX_HEADER_MAX);
 	if (k < 0)
 		return k;

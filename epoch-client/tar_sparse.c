@@ -11,21 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cocoon/errmsg.h"
 #include "tar.h"
-
-static int sparse_error(char **ret_error, int code, const char *fmt, ...) _printf_(3, 4);
-static int sparse_error(char **ret_error, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ret_error) {
-		va_start(ap, fmt);
-		if (vasprintf(ret_error, fmt, ap) < 0)
-			*ret_error = NULL;
-		va_end(ap);
-	}
-	return code;
-}
 
 uint64_t tar_sparse_packed_size(const struct tar_sparse_segment *map, size_t n)
 {
@@ -42,22 +29,22 @@ int tar_sparse_map_check(const struct tar_sparse_segment *map, size_t n, uint64_
 	uint64_t end = 0;
 
 	if (n > TAR_SPARSE_SEGMENTS_MAX)
-		return sparse_error(ret_error, -EINVAL, "more than %d segments",
+		return errmsg_set(ret_error, -EINVAL, "more than %d segments",
 				    TAR_SPARSE_SEGMENTS_MAX);
 	if (logical_size > INT64_MAX)
-		return sparse_error(ret_error, -EINVAL, "logical size %" PRIu64 " too large",
+		return errmsg_set(ret_error, -EINVAL, "logical size %" PRIu64 " too large",
 				    logical_size);
 	for (size_t i = 0; i < n; i++) {
 		if (map[i].length == 0)
-			return sparse_error(ret_error, -EINVAL, "segment %zu: length 0", i);
+			return errmsg_set(ret_error, -EINVAL, "segment %zu: length 0", i);
 		if (i > 0 && map[i].offset < end)
-			return sparse_error(
+			return errmsg_set(
 			    ret_error, -EINVAL,
 			    "segment %zu: offset %" PRIu64
 			    " overlaps or precedes the previous segment (ends at %" PRIu64 ")",
 			    i, map[i].offset, end);
 		if (map[i].offset > logical_size || map[i].length > logical_size - map[i].offset)
-			return sparse_error(ret_error, -EINVAL,
+			return errmsg_set(ret_error, -EINVAL,
 					    "segment %zu: %" PRIu64 "+%" PRIu64
 					    " goes beyond the logical size %" PRIu64,
 					    i, map[i].offset, map[i].length, logical_size);
@@ -88,15 +75,15 @@ static int segment_from_json(json_t *o, size_t i, struct tar_sparse_segment *seg
 	json_t *off = json_object_get(o, "o"), *len = json_object_get(o, "l");
 
 	if (!json_is_object(o))
-		return sparse_error(ret_error, -EBADMSG, "segment %zu: not an object", i);
+		return errmsg_set(ret_error, -EBADMSG, "segment %zu: not an object", i);
 	if (!json_is_integer(off) || json_integer_value(off) < 0)
-		return sparse_error(ret_error, -EBADMSG,
+		return errmsg_set(ret_error, -EBADMSG,
 				    "segment %zu: \"o\" missing or not a non-negative integer", i);
 	if (!json_is_integer(len) || json_integer_value(len) < 0)
-		return sparse_error(ret_error, -EBADMSG,
+		return errmsg_set(ret_error, -EBADMSG,
 				    "segment %zu: \"l\" missing or not a non-negative integer", i);
 	if (json_object_size(o) != 2)
-		return sparse_error(ret_error, -EBADMSG, "segment %zu: unexpected keys", i);
+		return errmsg_set(ret_error, -EBADMSG, "segment %zu: unexpected keys", i);
 	seg->offset = (uint64_t)json_integer_value(off);
 	seg->length = (uint64_t)json_integer_value(len);
 	return 0;
@@ -113,16 +100,16 @@ int tar_sparse_map_parse(const char *json, size_t len, uint64_t logical_size,
 
 	a = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!a)
-		return sparse_error(ret_error, -EBADMSG, "invalid JSON at column %d: %s",
+		return errmsg_set(ret_error, -EBADMSG, "invalid JSON at column %d: %s",
 				    jerr.column, jerr.text);
 	if (!json_is_array(a)) {
 		json_decref(a);
-		return sparse_error(ret_error, -EBADMSG, "not a JSON array");
+		return errmsg_set(ret_error, -EBADMSG, "not a JSON array");
 	}
 	n = json_array_size(a);
 	if (n > TAR_SPARSE_SEGMENTS_MAX) {
 		json_decref(a);
-		return sparse_error(ret_error, -E2BIG, "more than %d segments",
+		return errmsg_set(ret_error, -E2BIG, "more than %d segments",
 				    TAR_SPARSE_SEGMENTS_MAX);
 	}
 	if (n > 0 && !(map = calloc(n, sizeof(*map)))) {

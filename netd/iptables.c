@@ -13,22 +13,11 @@
 
 #include "cocoon/buf.h"
 #include "cocoon/log.h"
+#include "cocoon/errmsg.h"
 #include "netd.h"
 
 /* iptables -S of two chains on a busy host stays far below this. */
 #define IPT_LINE_TOKENS_MAX 256
-
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(ret_error, fmt, ap);
-	va_end(ap);
-	return r < 0 ? -ENOMEM : -EINVAL;
-}
 
 void netd_ipt_rule_done(struct netd_ipt_rule *r)
 {
@@ -87,7 +76,7 @@ static int tokenize(const char *line, size_t len, char ***ret, char **ret_error)
 		if (i >= len)
 			break;
 		if (++n > IPT_LINE_TOKENS_MAX) {
-			r = fail(ret_error, "more than %d words", IPT_LINE_TOKENS_MAX);
+			r = errmsg_set(ret_error, EINVAL, "more than %d words", IPT_LINE_TOKENS_MAX);
 			break;
 		}
 		buf_reset(&tok);
@@ -101,12 +90,12 @@ static int tokenize(const char *line, size_t len, char ***ret, char **ret_error)
 				 (line[i] == '"' || line[i] == '\\'))
 				r = buf_append(&tok, &line[i++], 1);
 			else if (c == '\0')
-				r = fail(ret_error, "NUL byte");
+				r = errmsg_set(ret_error, EINVAL, "NUL byte");
 			else
 				r = buf_append(&tok, &c, 1);
 		}
 		if (r >= 0 && quoted)
-			r = fail(ret_error, "unterminated quote");
+			r = errmsg_set(ret_error, EINVAL, "unterminated quote");
 		if (r >= 0)
 			r = strv_push(&l, tok.data);
 		if (r < 0)
@@ -125,9 +114,9 @@ static int set_opt(char **field, const char *opt, bool neg, char *const *tok, si
 	const char *v = tok[*i + 1];
 
 	if (!v)
-		return fail(ret_error, "%s without a value", opt);
+		return errmsg_set(ret_error, EINVAL, "%s without a value", opt);
 	if (*field)
-		return fail(ret_error, "%s given twice", opt);
+		return errmsg_set(ret_error, EINVAL, "%s given twice", opt);
 	if (asprintf(field, "%s%s", neg ? "!" : "", v) < 0)
 		return -ENOMEM;
 	*i += 1;
@@ -145,7 +134,7 @@ static int rule_fields(struct netd_ipt_rule *r, char *const *tok, char **ret_err
 
 		if (streq(t, "!")) {
 			if (neg)
-				return fail(ret_error, "\"!\" given twice");
+				return errmsg_set(ret_error, EINVAL, "\"!\" given twice");
 			neg = true;
 			continue;
 		}
@@ -162,9 +151,9 @@ static int rule_fields(struct netd_ipt_rule *r, char *const *tok, char **ret_err
 		else if (streq(t, "-m") && streq_ptr(tok[i + 1], "comment") &&
 			 streq_ptr(tok[i + 2], "--comment") && !neg) {
 			if (!tok[i + 3])
-				return fail(ret_error, "--comment without a value");
+				return errmsg_set(ret_error, EINVAL, "--comment without a value");
 			if (r->comment)
-				return fail(ret_error, "two comments");
+				return errmsg_set(ret_error, EINVAL, "two comments");
 			r->comment = strdup(tok[i + 3]);
 			if (!r->comment)
 				return -ENOMEM;
@@ -178,7 +167,7 @@ static int rule_fields(struct netd_ipt_rule *r, char *const *tok, char **ret_err
 		neg = false;
 	}
 	if (neg)
-		return fail(ret_error, "\"!\" at the end of the rule");
+		return errmsg_set(ret_error, EINVAL, "\"!\" at the end of the rule");
 	return 0;
 }
 
@@ -190,7 +179,7 @@ int netd_ipt_rule_parse(const char *table, char **tokens, struct netd_ipt_rule *
 	*r = (struct netd_ipt_rule){};
 	if (tok[0] && streq(tok[0], "-A")) {
 		if (!tok[1])
-			return fail(ret_error, "-A without a chain");
+			return errmsg_set(ret_error, EINVAL, "-A without a chain");
 		r->chain = strdup(tok[1]);
 		if (!r->chain)
 			return -ENOMEM;
@@ -222,7 +211,7 @@ static int parse_line(const char *table, const char *line, size_t len, struct ne
 	if (!tok[0] || streq(tok[0], "-P") || streq(tok[0], "-N"))
 		return 0; /* policies and chain declarations are not rules */
 	if (!streq(tok[0], "-A"))
-		return fail(ret_error, "expected -P, -N or -A, got \"%s\"", tok[0]);
+		return errmsg_set(ret_error, EINVAL, "expected -P, -N or -A, got \"%s\"", tok[0]);
 	k = netd_ipt_rule_parse(table, tok, &r, ret_error);
 	if (k < 0)
 		return k;
@@ -305,7 +294,7 @@ static int drop_targets(const struct netd_pool *pool, char ***ret, char **ret_er
 		return -ENOMEM;
 	if (pool->drop_internal_access) {
 		if (netd_cidr_parse(pool->subnet, &c) < 0)
-			return fail(ret_error, "--subnet %s: not an IPv4 CIDR", pool->subnet);
+			return errmsg_set(ret_error, EINVAL, "--subnet %s: not an IPv4 CIDR", pool->subnet);
 		if (strv_push(&l, netd_cidr_format(&c, buf)) < 0)
 			return -ENOMEM;
 	}
@@ -313,9 +302,9 @@ static int drop_targets(const struct netd_pool *pool, char ***ret, char **ret_er
 		const char *d = pool->drop_cidrs[i];
 
 		if (strchr(d, ':'))
-			return fail(ret_error, "--drop-cidr %s: IPv6 is not supported", d);
+			return errmsg_set(ret_error, EINVAL, "--drop-cidr %s: IPv6 is not supported", d);
 		if (netd_cidr_parse(d, &c) < 0)
-			return fail(ret_error, "--drop-cidr %s: not an IPv4 CIDR (a.b.c.d/n)", d);
+			return errmsg_set(ret_error, EINVAL, "--drop-cidr %s: not an IPv4 CIDR (a.b.c.d/n)", d);
 		netd_cidr_format(&c, buf);
 		if (!strv_contains(l, buf) && strv_push(&l, buf) < 0)
 			return -ENOMEM;
@@ -337,7 +326,7 @@ int netd_ipt_desired(const struct netd_pool *pool, struct netd_ipt_rules *ret, c
 	if (r < 0)
 		return r;
 	if (netd_cidr_parse(pool->subnet, &subnet) < 0)
-		return fail(ret_error, "--subnet %s: not an IPv4 CIDR", pool->subnet);
+		return errmsg_set(ret_error, EINVAL, "--subnet %s: not an IPv4 CIDR", pool->subnet);
 	netd_cidr_format(&subnet, sub);
 	for (size_t i = 0; r >= 0 && pool->secondary_nics && pool->secondary_nics[i]; i++) {
 		const char *x = pool->secondary_nics[i];

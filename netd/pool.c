@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cocoon/fsutil.h"
+#include "cocoon/errmsg.h"
 #include "netd.h"
 
 int netd_ipv4_parse(const char *s, uint32_t *ret)
@@ -237,29 +238,17 @@ void netd_pool_free(struct netd_pool *p)
 	free(p);
 }
 
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(ret_error, fmt, ap);
-	va_end(ap);
-	return r < 0 ? -ENOMEM : -EINVAL;
-}
-
 static int get_string(json_t *o, const char *key, bool required, char **ret, char **ret_error)
 {
 	json_t *v = json_object_get(o, key);
 
 	if (!v || json_is_null(v)) {
 		if (required)
-			return fail(ret_error, "field '%s' is missing", key);
+			return errmsg_set(ret_error, EINVAL, "field '%s' is missing", key);
 		return 0;
 	}
 	if (!json_is_string(v))
-		return fail(ret_error, "field '%s' must be a string", key);
+		return errmsg_set(ret_error, EINVAL, "field '%s' must be a string", key);
 	/* The omitempty fields: "" is what absent means, and how it formats back. */
 	if (!required && !streq(key, "gateway") && !streq(key, "updatedAt") &&
 	    isempty(json_string_value(v)))
@@ -277,13 +266,13 @@ static int get_strv(json_t *o, const char *key, char ***ret, char **ret_error)
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v))
-		return fail(ret_error, "field '%s' must be an array of strings", key);
+		return errmsg_set(ret_error, EINVAL, "field '%s' must be an array of strings", key);
 	l = calloc(1, sizeof(char *));
 	if (!l)
 		return -ENOMEM;
 	json_array_foreach (v, i, e) {
 		if (!json_is_string(e))
-			return fail(ret_error, "field '%s'[%zu] must be a string", key, i);
+			return errmsg_set(ret_error, EINVAL, "field '%s'[%zu] must be a string", key, i);
 		if (strv_push(&l, json_string_value(e)) < 0)
 			return -ENOMEM;
 	}
@@ -299,9 +288,9 @@ static int get_ips(json_t *o, struct netd_pool *p, char **ret_error)
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v))
-		return fail(ret_error, "field 'ips' must be an array of strings");
+		return errmsg_set(ret_error, EINVAL, "field 'ips' must be an array of strings");
 	if (json_array_size(v) > NETD_POOL_SIZE_MAX)
-		return fail(ret_error, "field 'ips' holds %zu addresses, at most %d",
+		return errmsg_set(ret_error, EINVAL, "field 'ips' holds %zu addresses, at most %d",
 			    json_array_size(v), NETD_POOL_SIZE_MAX);
 	if (json_array_size(v) == 0)
 		return 0;
@@ -310,7 +299,7 @@ static int get_ips(json_t *o, struct netd_pool *p, char **ret_error)
 		return -ENOMEM;
 	json_array_foreach (v, i, e) {
 		if (!json_is_string(e) || netd_ipv4_parse(json_string_value(e), &p->ips[i]) < 0)
-			return fail(ret_error, "field 'ips'[%zu] is not an IPv4 address", i);
+			return errmsg_set(ret_error, EINVAL, "field 'ips'[%zu] is not an IPv4 address", i);
 		p->n_ips++;
 	}
 	return 0;
@@ -321,7 +310,7 @@ static int get_bool(json_t *o, const char *key, bool *ret, char **ret_error)
 	json_t *v = json_object_get(o, key);
 
 	if (v && !json_is_null(v) && !json_is_boolean(v))
-		return fail(ret_error, "field '%s' must be true or false", key);
+		return errmsg_set(ret_error, EINVAL, "field '%s' must be true or false", key);
 	*ret = json_is_true(v);
 	return 0;
 }
@@ -332,7 +321,7 @@ static int pool_from_json(json_t *o, struct netd_pool *p, char **ret_error)
 	int r;
 
 	if (!json_is_object(o))
-		return fail(ret_error, "not a JSON object");
+		return errmsg_set(ret_error, EINVAL, "not a JSON object");
 	if ((r = get_string(o, "platform", true, &p->platform, ret_error)) < 0 ||
 	    (r = get_string(o, "nodeName", true, &p->node_name, ret_error)) < 0 ||
 	    (r = get_string(o, "subnet", true, &p->subnet, ret_error)) < 0 ||
@@ -352,7 +341,7 @@ static int pool_from_json(json_t *o, struct netd_pool *p, char **ret_error)
 	    (r = get_bool(o, "skipIptables", &p->skip_iptables, ret_error)) < 0)
 		return r;
 	if (netd_cidr_parse(p->subnet, &c) < 0)
-		return fail(ret_error, "field 'subnet' (\"%s\") is not an IPv4 CIDR", p->subnet);
+		return errmsg_set(ret_error, EINVAL, "field 'subnet' (\"%s\") is not an IPv4 CIDR", p->subnet);
 	/* Absent means empty, so a pool read from a file always formats back the same. */
 	if ((!p->gateway && !(p->gateway = strdup(""))) ||
 	    (!p->updated_at && !(p->updated_at = strdup(""))))
@@ -369,7 +358,7 @@ int netd_pool_parse(const char *text, size_t len, struct netd_pool **ret, char *
 
 	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!o)
-		return fail(ret_error, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		return errmsg_set(ret_error, EINVAL, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 	r = netd_pool_new(&p);
 	if (r >= 0)
 		r = pool_from_json(o, p, ret_error);

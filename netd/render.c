@@ -14,19 +14,8 @@
 #include <string.h>
 
 #include "cocoon/buf.h"
+#include "cocoon/errmsg.h"
 #include "netd.h"
-
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(ret_error, fmt, ap);
-	va_end(ap);
-	return r < 0 ? -ENOMEM : -EINVAL;
-}
 
 static int render_ranges(struct buf *b, const struct netd_pool *pool, uint32_t mask)
 {
@@ -55,7 +44,7 @@ static int render_dns(struct buf *b, const struct netd_pool *pool, char **ret_er
 		return 0;
 	for (size_t i = 0; pool->dns_servers[i]; i++)
 		if (netd_ipv4_parse(pool->dns_servers[i], &a) < 0)
-			return fail(ret_error, "--dns %s: not an IPv4 address",
+			return errmsg_set(ret_error, EINVAL, "--dns %s: not an IPv4 address",
 				    pool->dns_servers[i]);
 	r = buf_append_str(b, "dhcp-option=option:dns-server");
 	for (size_t i = 0; r >= 0 && pool->dns_servers[i]; i++)
@@ -74,13 +63,13 @@ int netd_render_dnsmasq_conf(const struct netd_pool *pool, const char *lease_fil
 	int r;
 
 	if (netd_cidr_parse(pool->subnet, &subnet) < 0)
-		return fail(ret_error, "--subnet %s: not an IPv4 CIDR", pool->subnet);
+		return errmsg_set(ret_error, EINVAL, "--subnet %s: not an IPv4 CIDR", pool->subnet);
 	if (netd_ipv4_parse(pool->gateway, &gw) < 0)
-		return fail(ret_error, "--gateway %s: not an IPv4 address", pool->gateway);
+		return errmsg_set(ret_error, EINVAL, "--gateway %s: not an IPv4 address", pool->gateway);
 	if (nic && !netd_ifname_valid(nic))
-		return fail(ret_error, "--primary-nic %s: not an interface name", nic);
+		return errmsg_set(ret_error, EINVAL, "--primary-nic %s: not an interface name", nic);
 	if (strchr(lease_file, '\n'))
-		return fail(ret_error, "lease file path contains a newline");
+		return errmsg_set(ret_error, EINVAL, "lease file path contains a newline");
 	r = buf_append_str(&b, "# Written by cocoon-net for the VM pool on " NETD_BRIDGE
 			       "; rewritten on every setup.\n"
 			       "interface=" NETD_BRIDGE "\n"

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "cocoon/meta.h"
+#include "cocoon/errmsg.h"
 #include "webhookd.h"
 
 #define BARE_POD_MARK   "_pod"
@@ -46,20 +47,6 @@ static const char *str(const json_t *obj, const char *key)
 	const char *s = json_string_value(json_object_get(obj, key));
 
 	return s ? s : "";
-}
-
-static int set_error(char **ret_error, int error, const char *fmt, ...) _printf_(3, 4);
-static int set_error(char **ret_error, int error, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	if (!ret_error)
-		return error;
-	va_start(ap, fmt);
-	r = vasprintf(ret_error, fmt, ap);
-	va_end(ap);
-	return r < 0 ? -ENOMEM : error;
 }
 
 /* vm.cocoonstack.io/name, else the legacy cocoon.cis/vm-name; "" counts as absent. */
@@ -132,7 +119,7 @@ static int pod_group(const json_t *pod, const struct affinity_pod *p, char **ret
 	while (n > 0 && (p->generate_name[n - 1] == '-' || p->generate_name[n - 1] == '.'))
 		n--;
 	if (n == 0)
-		return set_error(ret_error, -EINVAL,
+		return errmsg_set(ret_error, -EINVAL,
 				 "pod in namespace %s has no metadata.name and no usable "
 				 "metadata.generateName",
 				 p->ns);
@@ -149,10 +136,10 @@ int affinity_pod_identify(const json_t *pod, const char *req_ns, const char *req
 	int r;
 
 	if (!json_is_object(pod))
-		return set_error(ret_error, -EINVAL, "the request has no pod object");
+		return errmsg_set(ret_error, -EINVAL, "the request has no pod object");
 	r = strdup_or_null(!isempty(req_ns) ? req_ns : str(md, "namespace"), &p.ns);
 	if (r >= 0 && !p.ns)
-		r = set_error(ret_error, -EINVAL,
+		r = errmsg_set(ret_error, -EINVAL,
 			      "pod has no namespace (neither request.namespace nor "
 			      "metadata.namespace)");
 	if (r >= 0)
@@ -195,7 +182,7 @@ int affinity_configmap_name(const char *pool, char **ret, char **ret_error)
 	    !admission_is_dns1123_label_format(pool, strlen(pool))) {
 		_cleanup_(freep) char *q = admission_quote(pool ? pool : "");
 
-		return set_error(ret_error, -EINVAL,
+		return errmsg_set(ret_error, -EINVAL,
 				 "pool %s cannot name ConfigMap " AFFINITY_CONFIGMAP_PREFIX
 				 "<pool>: it must be a lowercase RFC 1123 label (at most 63 of "
 				 "a-z, 0-9 and '-', starting and ending with a letter or digit)",
@@ -302,16 +289,16 @@ int affinity_reservations_parse(const json_t *configmap, json_t **ret, char **re
 	if (!out)
 		return -ENOMEM;
 	if (configmap && !json_is_object(configmap))
-		return set_error(ret_error, -EINVAL, "ConfigMap: expected an object");
+		return errmsg_set(ret_error, -EINVAL, "ConfigMap: expected an object");
 	data = json_object_get(configmap, "data");
 	if (data && !json_is_null(data) && !json_is_object(data))
-		return set_error(ret_error, -EINVAL, "ConfigMap %s: data: expected an object",
+		return errmsg_set(ret_error, -EINVAL, "ConfigMap %s: data: expected an object",
 				 str(json_object_get(configmap, "metadata"), "name"));
 	json_object_foreach ((json_t *)data, key, value) {
 		json_t *parsed;
 
 		if (!json_is_string(value))
-			return set_error(ret_error, -EINVAL,
+			return errmsg_set(ret_error, -EINVAL,
 					 "ConfigMap %s: data[\"%s\"]: expected a string",
 					 str(json_object_get(configmap, "metadata"), "name"), key);
 		parsed = json_loadb(json_string_value(value), json_string_length(value), 0, NULL);
@@ -518,12 +505,12 @@ static int choose_bare(const struct affinity_view *v, const struct affinity_pod 
 	/* "vk-<ns>-<pod>" can also be a workload's "vk-<ns>-<workload>-<slot>" */
 	holder = json_string_value(json_object_get(json_object_get(v->live, "vms"), c->vm_name));
 	if (holder && !streq(holder, self))
-		return set_error(ret_error, -EEXIST,
+		return errmsg_set(ret_error, -EEXIST,
 				 "VM name %s of pod %s is already used by pod %s", c->vm_name, self,
 				 holder);
 	json_object_foreach ((json_t *)v->reservations, key, res)
 		if (!streq(key, c->key) && streq(str(res, "vmName"), c->vm_name))
-			return set_error(ret_error, -EEXIST,
+			return errmsg_set(ret_error, -EEXIST,
 					 "VM name %s of pod %s is already reserved as %s in %s%s",
 					 c->vm_name, self, key, AFFINITY_CONFIGMAP_PREFIX, v->pool);
 	return 0;
@@ -664,11 +651,11 @@ int affinity_reserve(const struct affinity_view *v, const struct affinity_pod *p
 	int r;
 
 	if (!pod->group && !pod->pod)
-		return set_error(ret_error, -EINVAL, "pod in namespace %s has no identity",
+		return errmsg_set(ret_error, -EINVAL, "pod in namespace %s has no identity",
 				 pod->ns);
 	r = pod->group ? choose_slot(v, pod, &c) : choose_bare(v, pod, &c, ret_error);
 	if (r >= 0 && !meta_vm_name_is_valid(c.vm_name))
-		r = set_error(ret_error, -ENAMETOOLONG,
+		r = errmsg_set(ret_error, -ENAMETOOLONG,
 			      "VM name %s for %s/%s is not a valid cocoon VM name (at most %d "
 			      "characters of a-z, A-Z, 0-9, '.', '_' and '-'); use a shorter "
 			      "namespace or workload name",
@@ -710,7 +697,7 @@ int affinity_data_put(const json_t *configmap, const char *key, const json_t *re
 	json_object_foreach (data, k, val)
 		size += strlen(k) + json_string_length(val);
 	if (size > AFFINITY_DATA_MAX)
-		return set_error(ret_error, -E2BIG,
+		return errmsg_set(ret_error, -E2BIG,
 				 "ConfigMap " AFFINITY_CONFIGMAP_PREFIX
 				 "%s would hold %zu bytes of reservations, more than the %u a "
 				 "ConfigMap can take; reservation %s refused",
