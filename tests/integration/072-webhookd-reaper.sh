@@ -37,7 +37,10 @@ assert_contains "$(wh_metric "$mport" 'cocoon_webhook_affinity_releases_total')"
 	'cocoon_webhook_affinity_releases_total{pool="default"} 2' "releases counted"
 sleep 3 # more sweeps: live pods' reservations stay
 assert_eq "default._pod.keep default.job.0" "$(keys)" "reservations of live pods after more sweeps"
-assert_contains "$(cat "$TEST_TMP/wh.log")" "reaper: released 2 reservation(s) of pool default" "log"
+# the two pods may leave the cache moments apart, so their releases can land in two sweeps
+released=$(sed -n 's/.*reaper: released \([0-9]*\) reservation(s) of pool default.*/\1/p' \
+	"$TEST_TMP/wh.log" | awk '{ n += $1 } END { print n + 0 }')
+assert_eq 2 "$released" "releases reported in the log"
 
 vm=$(mk "\"generateName\":\"job-6f7-\"$rs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["annotations"]["vm.cocoonstack.io/name"])')
 assert_eq "vk-default-job-1" "$vm" "a new replica reuses the released slot"
