@@ -11,7 +11,7 @@ libnanomsg-dev libyaml-dev libcmocka-dev zlib1g-dev libnl-route-3-dev
 libhttp-parser-dev libwslay-dev
 systemd curl openssl python3 procps psmisc iproute2 iptables
 dnsmasq-base busybox openssh-server docker-registry prometheus nginx-light
-valgrind
+valgrind wrk
 "
 
 # Debian's kubectl 1.20 (package kubernetes-client) is tested too, but installing it would
