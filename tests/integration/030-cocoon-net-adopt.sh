@@ -25,10 +25,13 @@ cnet() { in_ns env COCOON_RUN_DIR="$TEST_TMP/run" "$BIN/cocoon-net" "$@"; }
 ADOPT=(adopt --platform gke --node-name pool-a --subnet 172.20.5.0/24 --root "$ROOT"
 	--manage-iptables --drop-internal-access --drop-cidr 10.1.2.3/8)
 
-# Kernel and file state that adopt may change, in a comparable form.
+# Kernel and file state that adopt may change, in a comparable form. IPv4 only: cocoon-net
+# manages no IPv6, and the kernel's own IPv6 link-local address of cni0 changes by itself
+# (its "tentative" flag clears once duplicate address detection ends).
 snapshot() {
-	in_ns ip -j addr show
-	in_ns ip -j route show table all
+	in_ns ip -j link show | python3 -c 'import json,sys; [print(l["ifname"], l.get("mtu"), l.get("master", "-"), l.get("address")) for l in json.load(sys.stdin)]'
+	in_ns ip -4 -j addr show | python3 -c 'import json,sys; [print(l["ifname"], a["local"], a["prefixlen"]) for l in json.load(sys.stdin) for a in l.get("addr_info", [])]'
+	in_ns ip -4 -j route show table all | python3 -c 'import json,sys; [print(r.get("table", "main"), r.get("type", "unicast"), r["dst"], r.get("dev"), r.get("protocol"), r.get("scope")) for r in json.load(sys.stdin)]'
 	in_ns iptables-save | { grep -v '^#' || true; }
 	in_ns sysctl -n net.ipv4.ip_forward net.ipv4.conf.all.rp_filter \
 		net.ipv4.conf.default.rp_filter net.ipv4.conf.ens4.rp_filter
