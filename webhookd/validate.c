@@ -736,6 +736,19 @@ static int cocoonset_violations(const json_t *spec, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* The collected violations as the deny verdict (or the error that stopped collecting). */
+static int violations_deny(struct violations *v, struct admission_verdict *ret)
+{
+	if (v->r < 0) {
+		buf_free(&v->text);
+		return v->r;
+	}
+	*ret = (struct admission_verdict){ .result = ADMISSION_RESULT_DENY,
+					   .reason = "",
+					   .message = buf_steal(&v->text, NULL) };
+	return 0;
+}
+
 int validate_cocoonset(const struct admission_request *req, struct admission_verdict *ret)
 {
 	_cleanup_(json_decrefp) json_t *spec = NULL, *old_spec = NULL;
@@ -854,14 +867,7 @@ int validate_cocoonhibernation(const struct admission_request *req,
 			  "cocoon-webhook: metadata.name %q must equal spec.podRef.name %q (one "
 			  "CocoonHibernation per pod, named after it)",
 			  name, pod);
-		if (v.r < 0) {
-			buf_free(&v.text);
-			return v.r;
-		}
-		*ret = (struct admission_verdict){ .result = ADMISSION_RESULT_DENY,
-						   .reason = "",
-						   .message = buf_steal(&v.text, NULL) };
-		return 0;
+		return violations_deny(&v, ret);
 	}
 	if (!existing)
 		return ADMISSION_NEED_FETCH;
@@ -890,14 +896,7 @@ int validate_cocoonhibernation(const struct admission_request *req,
 				  "cocoon-webhook: pod %q already has a live CocoonHibernation %q; "
 				  "flip its spec.desire instead of creating a second CR",
 				  pod, other_name);
-		if (v.r < 0) {
-			buf_free(&v.text);
-			return v.r;
-		}
-		*ret = (struct admission_verdict){ .result = ADMISSION_RESULT_DENY,
-						   .reason = "",
-						   .message = buf_steal(&v.text, NULL) };
-		return 0;
+		return violations_deny(&v, ret);
 	}
 	return admission_verdict_allow(ret, ADMISSION_RESULT_ALLOW, "");
 }

@@ -48,6 +48,22 @@ struct fake_server {
 	struct fake_conn *conns;
 };
 
+/* The value of a query parameter in a request target, or NULL (one static buffer). */
+static inline const char *query_value(const char *target, const char *name)
+{
+	static char v[128];
+	const char *p = strchr(target, '?');
+	size_t n = strlen(name);
+
+	for (; p; p = strchr(p + 1, '&')) {
+		if (strncmp(p + 1, name, n) == 0 && p[1 + n] == '=') {
+			snprintf(v, sizeof(v), "%.*s", (int)strcspn(p + 2 + n, "&"), p + 2 + n);
+			return v;
+		}
+	}
+	return NULL;
+}
+
 static inline uint64_t fake_now_usec(void)
 {
 	struct timespec ts;

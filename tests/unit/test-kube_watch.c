@@ -128,21 +128,6 @@ static const char *bookmark(const char *rv)
 	return b;
 }
 
-static const char *query_value(const char *target, const char *name)
-{
-	static char v[128];
-	const char *p = strchr(target, '?');
-	size_t n = strlen(name);
-
-	for (; p; p = strchr(p + 1, '&')) {
-		if (strncmp(p + 1, name, n) == 0 && p[1 + n] == '=') {
-			snprintf(v, sizeof(v), "%.*s", (int)strcspn(p + 2 + n, "&"), p + 2 + n);
-			return v;
-		}
-	}
-	return NULL;
-}
-
 static void wait_lines(size_t n, unsigned ms)
 {
 	uint64_t deadline = fake_now_usec() + ms * 1000ULL;
