@@ -24,7 +24,6 @@
 #include "cocoon/log.h"
 #include "daemon.h"
 
-#define USEC_PER_SEC 1000000ULL
 /* Longest dnsmasq line we accept: a 255-byte hostname and a 255-byte client id written
  * as hex pairs (765 chars) fit with room to spare. */
 #define LEASE_LINE_MAX 2048

@@ -12,7 +12,6 @@
 #include "cocoon/buf.h"
 #include "cocoon/http.h"
 
-#define USEC_PER_SEC 1000000ULL
 /* Header fields per request; the byte cap bounds them too, this bounds the index. */
 #define HTTP_MAX_HEADERS 256
 /* Bytes read per recv(); also how far input may run ahead of a busy connection. */
