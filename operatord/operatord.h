@@ -322,6 +322,9 @@ struct plan {
 	char *error;   /* PLAN_ERROR: the message to log */
 	char **probes; /* PLAN_NEED_FACTS: VM names whose :hibernate tag to HEAD */
 	size_t n_probes;
+	/* hibernation passes: once the actions ran, remember that the phase-exit metrics and
+	 * event for this Ready lastTransitionTime fired (0: nothing to remember). */
+	uint64_t mark_exit_ltt_usec;
 };
 
 void plan_done(struct plan *p);
