@@ -292,24 +292,43 @@ void conf_print_help(FILE *f, const char *prog, const char *summary, const struc
 			exp.data);
 		if (v->alias)
 			fprintf(f, "      also read from %s (older name)\n", v->alias);
+		if (v->flag)
+			fprintf(f, "      flag: --%s=VALUE (wins over the environment)\n", v->flag);
 		buf_free(&exp);
 	}
 	fprintf(f, "\nExit status: 0 clean stop, 1 failure, 2 usage or configuration error.\n");
 }
 
+/* The option table: --help, --version, then one entry per variable with a flag (val 256+i). */
+static struct option *conf_options(const struct conf_var *vars, size_t n)
+{
+	struct option *o = calloc(n + 3, sizeof(*o));
+	size_t k = 0;
+
+	if (!o)
+		return NULL;
+	o[k++] = (struct option){ "help", no_argument, NULL, 'h' };
+	o[k++] = (struct option){ "version", no_argument, NULL, 'V' };
+	for (size_t i = 0; i < n; i++)
+		if (vars[i].flag)
+			o[k++] = (struct option){ vars[i].flag,
+						  vars[i].type == &conf_bool ? optional_argument :
+									       required_argument,
+						  NULL, 256 + (int)i };
+	return o;
+}
+
 int conf_handle_args(int argc, char **argv, const char *summary, const struct conf_var *vars,
 		     size_t n)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{},
-	};
+	_cleanup_(freep) struct option *opts = conf_options(vars, n);
 	int c;
 
+	if (!opts)
+		return -ENOMEM;
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
 			conf_print_help(stdout, program_invocation_short_name, summary, vars, n);
@@ -317,7 +336,16 @@ int conf_handle_args(int argc, char **argv, const char *summary, const struct co
 		case 'V':
 			printf("%s %s\n", program_invocation_short_name, COCOON_VERSION);
 			return 1;
+		case ':':
+			fprintf(stderr, "%s: option '%s' needs a value (see --help)\n",
+				program_invocation_short_name, argv[optind - 1]);
+			return -EINVAL;
 		default:
+			if (c >= 256 && (size_t)(c - 256) < n) {
+				if (setenv(vars[c - 256].name, optarg ? optarg : "true", 1) < 0)
+					return -errno;
+				break;
+			}
 			fprintf(stderr, "%s: unknown option '%s' (see --help)\n",
 				program_invocation_short_name, argv[optind - 1]);
 			return -EINVAL;

@@ -85,10 +85,10 @@ static bool flag;
 static int level;
 
 static const struct conf_var vars[] = {
-	{ "T_ADDR", NULL, ":8443", &conf_listen, &addr, NULL, "Admission listener." },
+	{ "T_ADDR", NULL, ":8443", &conf_listen, &addr, NULL, "Admission listener.", "addr" },
 	{ "T_GRACE", NULL, "30m", &conf_duration, &grace, NULL, "Grace period." },
 	{ "T_PORT", NULL, "22", &conf_int, &port, &ports, "A port." },
-	{ "T_FLAG", "T_OLD_FLAG", "false", &conf_bool, &flag, NULL, "A flag." },
+	{ "T_FLAG", "T_OLD_FLAG", "false", &conf_bool, &flag, NULL, "A flag.", "flag" },
 	{ "T_LEVEL", NULL, "info", &conf_log_level, &level, NULL, "Log level." },
 	{ "T_URL", NULL, NULL, &conf_url, &url, NULL, "Registry." },
 	{ "T_MODE", NULL, "clone", &conf_enum, &mode, modes, "Mode." },
@@ -202,6 +202,27 @@ static void test_handle_args(void **state)
 	assert_int_equal(conf_handle_args(1, none, "x", vars, ELEMENTSOF(vars)), 0);
 }
 
+/* Flags set their variable and win over the environment; a boolean flag alone is true; a
+ * value-taking flag without a value is a usage error. */
+static void test_flags(void **state)
+{
+	char *set[] = { "testd", "--addr=:9000", "--flag", NULL };
+	char *split[] = { "testd", "--addr", "127.0.0.1:7000", "--flag=false", NULL };
+	char *missing[] = { "testd", "--addr", NULL };
+	char *err = NULL;
+
+	setenv("T_ADDR", ":1234", 1);
+	assert_int_equal(conf_handle_args(3, set, "x", vars, ELEMENTSOF(vars)), 0);
+	assert_int_equal(conf_load(vars, ELEMENTSOF(vars), &err), 0);
+	assert_string_equal(addr, ":9000");
+	assert_true(flag);
+	assert_int_equal(conf_handle_args(4, split, "x", vars, ELEMENTSOF(vars)), 0);
+	assert_int_equal(conf_load(vars, ELEMENTSOF(vars), &err), 0);
+	assert_string_equal(addr, "127.0.0.1:7000");
+	assert_false(flag);
+	assert_int_equal(conf_handle_args(2, missing, "x", vars, ELEMENTSOF(vars)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +233,7 @@ int main(void)
 		cmocka_unit_test_setup(test_errors_name_variable_value_and_expectation, reset),
 		cmocka_unit_test_setup(test_help_lists_every_variable, reset),
 		cmocka_unit_test_setup(test_handle_args, reset),
+		cmocka_unit_test_setup(test_flags, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,8 @@ struct conf_var {
 	void *ret;
 	const void *arg; /* type-specific: struct conf_range *, const char *const * (enum) */
 	const char *help;
+	const char *flag; /* NULL, or a command-line flag (without "--") that sets it, winning
+			   * over the environment: "metrics-bind-address" */
 };
 
 struct conf_range {
@@ -60,7 +62,9 @@ int conf_load(const struct conf_var *vars, size_t n, char **ret_error);
 void conf_print_help(FILE *f, const char *prog, const char *summary, const struct conf_var *vars,
 		     size_t n);
 
-/* Handles the arguments every daemon accepts: --help/-h and --version. Returns 1 when the
+/* Handles the arguments every daemon accepts: --help/-h, --version, and the flags of the
+ * variables that have one (--flag=value or --flag value; a boolean flag alone means true),
+ * which are exported to the environment for conf_load(). Returns 1 when the
  * program should exit 0 (help or version printed), 0 to continue, -EINVAL for a usage error
  * (message printed to stderr; exit 2). */
 int conf_handle_args(int argc, char **argv, const char *summary, const struct conf_var *vars,
