@@ -74,6 +74,9 @@ struct operatord_config {
 	const char *epoch_token;
 	const char *epoch_ca_cert;
 	const char *pod_namespace;
+	uint64_t lease_duration_usec;
+	uint64_t renew_deadline_usec;
+	uint64_t retry_period_usec;
 	const char *kubeconfig; /* read by kube_config_load() itself; listed for --help */
 };
 extern struct operatord_config operatord_config;
@@ -168,7 +171,7 @@ enum cs_role { CS_ROLE_NONE, CS_ROLE_MAIN, CS_ROLE_SUB, CS_ROLE_TOOLBOX };
  * is alive). */
 struct cs_pod {
 	const json_t *obj;
-	const char *name, *uid, *node_name, *phase; /* phase "" when unset */
+	const char *name, *uid, *node_name, *phase; /* node_name NULL, phase "" when unset */
 	enum cs_role role;
 	int slot;            /* agents: 0 main, >0 sub-agent; toolboxes: -1 */
 	const char *toolbox; /* toolboxes: the slot label */
@@ -193,7 +196,7 @@ struct cs_pods {
 	struct cs_pod *all; /* every owned, non-deleting pod, sorted by name */
 	size_t n_all;
 	struct cs_pod *main;   /* NULL: none */
-	struct cs_pod **sub;   /* sorted by slot */
+	struct cs_pod **sub;   /* sorted by slot; slots >= 1 only */
 	size_t n_sub;
 	struct cs_pod **toolboxes; /* sorted by name */
 	size_t n_toolboxes;
@@ -345,7 +348,8 @@ int plan_tag_delete(struct plan *p, const char *vm_name, const char *tag, unsign
 /* labels: NULL-terminated name, value, name, value, … */
 int plan_count(struct plan *p, const char *metric, double value, ...) _sentinel_;
 int plan_observe(struct plan *p, const char *metric, double seconds, ...) _sentinel_;
-/* Outcomes (these return 0, or -ENOMEM). */
+/* Outcomes (these return 0, or -ENOMEM). plan_requeue_after(p, 0) is PLAN_REQUEUE (a
+ * rate-limited requeue at once). */
 int plan_requeue_after(struct plan *p, uint64_t usec);
 int plan_error(struct plan *p, const char *fmt, ...) _printf_(2, 3);
 /* Records a probe this pass needs and sets PLAN_NEED_FACTS (deduplicated). */
@@ -428,3 +432,65 @@ int registry_has(struct registry *r, const char *vm_name, const char *tag, regis
 /* DELETE <vm>:<tag>; 404 is success. */
 int registry_delete(struct registry *r, const char *vm_name, const char *tag,
 		    registry_done_fn done, void *userdata);
+
+/* ---- metrics.c ---- */
+
+struct metrics;
+struct operator_metrics;
+int operator_metrics_new(struct metrics *reg, struct operator_metrics **ret);
+void operator_metrics_free(struct operator_metrics *om);
+/* An ACT_COUNT / ACT_OBSERVE action: its metric (without the cocoon_operator_ prefix) and
+ * label values by name. -ENOENT for an unknown metric, -EINVAL for missing labels. */
+int operator_metrics_apply(struct operator_metrics *om, const struct action *a);
+void operator_metrics_reconciled(struct operator_metrics *om, const char *controller,
+				 const char *result, double seconds, unsigned writes);
+
+/* ---- exec.c ---- */
+
+struct kube_client;
+struct kube_recorder;
+struct kube_resource;
+
+struct exec_ctx {
+	struct kube_client *kube;
+	struct registry *registry;
+	struct kube_recorder *recorder;
+	struct operator_metrics *metrics;
+};
+
+/* The reconciled object: ACT_OBJ_* and ACT_STATUS_PATCH go to it, events name it. */
+struct exec_target {
+	const struct kube_resource *resource;
+	const char *ns, *name;
+	json_t *involved; /* with apiVersion and kind set */
+};
+
+struct exec_result {
+	enum plan_outcome outcome; /* never PLAN_NEED_FACTS */
+	uint64_t requeue_after_usec;
+	const char *message; /* PLAN_ERROR: what failed (valid during the callback) */
+	unsigned writes;     /* API and registry writes sent */
+	uint64_t mark_exit_ltt_usec;
+};
+typedef void (*exec_done_fn)(const struct exec_result *res, void *userdata);
+
+struct exec;
+/* Takes the plan (even on failure). done is called exactly once — possibly before exec_run
+ * returns, when the plan has no asynchronous action — unless exec_run fails. */
+int exec_run(const struct exec_ctx *ctx, const struct exec_target *t, struct plan *take_plan,
+	     exec_done_fn done, void *userdata);
+void exec_free(struct exec *x);
+const char *exec_action_verb(enum action_kind k);
+/* HEADs <name>:hibernate for each name (n > 0) into facts; done once all answered (error
+ * only for a local failure; a registry error is a FACT_ERROR). */
+int exec_probe(const struct exec_ctx *ctx, char *const *names, size_t n, struct facts *facts,
+	       void (*done)(int error, void *userdata), void *userdata);
+
+/* ---- controller.c ---- */
+
+struct controller;
+int controller_new(struct loop *loop, const struct operatord_config *cfg, struct controller **ret);
+void controller_free(struct controller *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct controller *, controller_free);
+/* "metrics on …, probes on …" for the READY status line. */
+const char *controller_describe(const struct controller *c);

@@ -184,7 +184,7 @@ rc=0
 out=$(ch other solo | kubectl create -f - 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "a misnamed CocoonHibernation was accepted"
 assert_contains "$out" 'cocoon-webhook: metadata.name "other" must equal spec.podRef.name "solo" (one CocoonHibernation per pod, named after it)' "CocoonHibernation name rule"
-assert_eq "good" "$(kubectl get cocoonsets -o jsonpath='{.items[*].metadata.name}')" "CocoonSets stored"
+assert_eq "good" "$(kubectl get cocoonsets.cocoonset.cocoonstack.io -o jsonpath='{.items[*].metadata.name}')" "CocoonSets stored"
 
 # --- a malformed AdmissionReview is a 400 that says why
 code=$(curl -sS -o "$TEST_TMP/400" -w '%{http_code}' --cacert "$TEST_TMP/ca.crt" \
