@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "operatord.h"
+#include "../../operatord/operatord.h"
 
 #define MAX_TOOLBOXES 8
 
