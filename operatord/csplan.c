@@ -774,6 +774,26 @@ static int plan_running(struct pass *s)
 	return plan_requeue_after(s->p, c.requeue_after);
 }
 
+/* What CONTRACT.md §3 leaves for later is said out loud on the object, not silently
+ * ignored: release suspends keep the pods (as retain), and a main is not migrated. */
+static int warn_unsupported(struct pass *s)
+{
+	const struct cs_pod *m = s->pods.main;
+	int r = 0;
+
+	if (s->cs->suspend && streq(s->cs->hibernate_policy, "release"))
+		r = plan_event(s->p, "Warning", "HibernatePolicyNotSupported",
+			       "hibernatePolicy=release is not supported yet: suspending with "
+			       "retain (pods are kept, VMs hibernate in place)");
+	if (r >= 0 && m && s->cs->node_name && m->node_name &&
+	    !streq(m->node_name, s->cs->node_name))
+		r = plan_event(s->p, "Warning", "MigrationNotSupported",
+			       "main pod %s runs on %s, spec.nodeName is %s: cross-node migration "
+			       "is not supported yet; the main moves only when it is recreated",
+			       m->name, m->node_name, s->cs->node_name);
+	return r;
+}
+
 static int plan_pass(struct pass *s)
 {
 	_cleanup_(json_decrefp) json_t *copy = NULL;
@@ -799,6 +819,8 @@ static int plan_pass(struct pass *s)
 		return r < 0 ? r : plan_requeue_after(s->p, 0);
 	}
 	r = stamp_generations(s);
+	if (r >= 0)
+		r = warn_unsupported(s);
 	if (r < 0)
 		return r;
 	r = failed_main(s);

@@ -606,6 +606,28 @@ static void test_legacy_same_engine(void **state)
 	json_decref(obj);
 }
 
+/* Later work (CONTRACT.md §3) is reported on the object, not silently ignored. */
+static void test_unsupported_said_out_loud(void **state)
+{
+	json_t *obj = cs_obj("{\"suspend\":true,\"hibernatePolicy\":\"release\","
+			     "\"nodeName\":\"node-b\",\"agent\":{\"image\":\"ubuntu\"}}");
+	struct cs *cs = parse(obj);
+	json_t *pods = json_array();
+	struct run r = {};
+
+	json_array_append_new(pods, pod_for(cs, 0, NULL, true, "Running"));
+	plan_of(&r, cs, pods, NULL);
+	assert_string_equal(nth_kind(&r.plan, ACT_EVENT, 0)->reason, "HibernatePolicyNotSupported");
+	assert_string_equal(nth_kind(&r.plan, ACT_EVENT, 1)->reason, "MigrationNotSupported");
+	assert_non_null(strstr(nth_kind(&r.plan, ACT_EVENT, 1)->message, "runs on node-a"));
+	/* and the suspend still happens, as with retain */
+	assert_string_equal(status_phase_of(&r.plan), "Suspending");
+	run_done(&r);
+	cs_free(cs);
+	json_decref(pods);
+	json_decref(obj);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +644,7 @@ int main(void)
 		cmocka_unit_test(test_failed_main),
 		cmocka_unit_test(test_toolboxes),
 		cmocka_unit_test(test_legacy_same_engine),
+		cmocka_unit_test(test_unsupported_said_out_loud),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
