@@ -65,11 +65,13 @@ int operatord_config_check(const struct operatord_config *c, char **ret_error)
 		return errmsg_set(ret_error, -EINVAL,
 				  "invalid OCI_REGISTRY=\"%s\": expected host[:port][/prefix] "
 				  "without a scheme (use EPOCH_URL for a URL)", c->oci_registry);
+	/* client-go's rule, which kube_leader_new() enforces: the renew deadline leaves room
+	 * for at least one retry with jitter. */
 	if (c->leader_elect && (c->retry_period_usec == 0 ||
-				c->renew_deadline_usec <= c->retry_period_usec ||
+				c->renew_deadline_usec * 10 <= c->retry_period_usec * 12 ||
 				c->lease_duration_usec <= c->renew_deadline_usec))
 		return errmsg_set(ret_error, -EINVAL,
 				  "invalid leader election timing: need LEASE_DURATION > "
-				  "RENEW_DEADLINE > RETRY_PERIOD > 0");
+				  "RENEW_DEADLINE > 1.2 x RETRY_PERIOD > 0");
 	return 0;
 }

@@ -68,7 +68,9 @@ struct controller {
 	json_t *locks;     /* lock key → true, for hibernation passes */
 	json_t *exit_seen; /* hibernation CR uid → Ready LTT whose exit metrics fired */
 	bool leading;
-	bool draining;
+	bool draining, releasing, drained;
+	bool ready_sent;
+	sd_event_source *resync;
 	unsigned passes; /* in flight */
 	char describe[256];
 };
@@ -439,6 +441,15 @@ static void pass_on_pod(struct kube_call *call, int error, json_t *obj,
 	pass_plan(p);
 }
 
+/* An object we cannot decode: said in the log and on the object (kubectl describe). A
+ * new generation brings it back. */
+static void pass_invalid(struct pass *p, const char *why)
+{
+	log_error("%s %s/%s: %s; not reconciled until it is fixed", kind_name[p->kind], p->ns,
+		  p->name, why);
+	(void)kube_record(p->c->recorder, p->obj, "Warning", "InvalidSpec", "%s", why);
+}
+
 static int pass_start_cs(struct pass *p)
 {
 	_cleanup_(freep) char *err = NULL;
@@ -450,8 +461,7 @@ static int pass_start_cs(struct pass *p)
 
 	r = cs_parse(p->obj, &p->cs, &err);
 	if (r < 0) {
-		log_error("%s %s/%s: %s; not reconciled until it is fixed", kind_name[p->kind], p->ns,
-			  p->name, err ? err : strerror(-r));
+		pass_invalid(p, err ? err : strerror(-r));
 		return 0;
 	}
 	all = kube_informer_by_index(c->pods, "label:" META_LABEL_COCOONSET, p->name);
@@ -481,8 +491,7 @@ static int pass_start_hib(struct pass *p)
 
 	r = hib_parse(p->obj, &p->hib, &err);
 	if (r < 0) {
-		log_error("%s %s/%s: %s; not reconciled until it is fixed", kind_name[p->kind], p->ns,
-			  p->name, err ? err : strerror(-r));
+		pass_invalid(p, err ? err : strerror(-r));
 		return 0;
 	}
 	/* One pass per VM at a time across CRs (§2.14's per-VM lock): two CRs on one pod take
@@ -654,12 +663,6 @@ static int controller_leader(struct controller *c, const struct operatord_config
 
 /* ---- drain ---- */
 
-static void controller_maybe_drained(struct controller *c)
-{
-	if (c->draining && c->passes == 0 && !c->leader)
-		loop_drain_done(c->loop);
-}
-
 static void controller_on_released(struct kube_leader *l, void *u)
 {
 	struct controller *c = u;
@@ -667,6 +670,25 @@ static void controller_on_released(struct kube_leader *l, void *u)
 	kube_leader_free(c->leader);
 	c->leader = NULL;
 	controller_maybe_drained(c);
+}
+
+/* The Lease is given up only once no pass is in flight: a standby must not start while
+ * our last writes are still going out. */
+static void controller_maybe_drained(struct controller *c)
+{
+	if (!c->draining || c->drained || c->passes > 0)
+		return;
+	if (c->leader && !c->releasing) {
+		c->releasing = true;
+		if (kube_leader_release(c->leader, controller_on_released, c) >= 0)
+			return;
+		kube_leader_free(c->leader);
+		c->leader = NULL;
+	}
+	if (c->leader)
+		return; /* the release calls back */
+	c->drained = true;
+	loop_drain_done(c->loop);
 }
 
 static void controller_on_drain(struct loop *l, void *u)
@@ -677,11 +699,26 @@ static void controller_on_drain(struct loop *l, void *u)
 	c->draining = true;
 	workqueue_shutdown(c->cs_queue);
 	workqueue_shutdown(c->hib_queue);
-	if (c->leader && kube_leader_release(c->leader, controller_on_released, c) < 0) {
-		kube_leader_free(c->leader);
-		c->leader = NULL;
-	}
 	controller_maybe_drained(c);
+}
+
+/* Hibernation CRs of pods outside the managed-pod cache (a Deployment's pod, a bare pod)
+ * see no pod events: look at every CR once a minute, as the original's pod watch would
+ * have woken them (a recreated pod must be put back to sleep). */
+static int controller_on_resync(sd_event_source *s, uint64_t usec, void *u)
+{
+	struct controller *c = u;
+
+	if (c->leading && !c->draining)
+		for (int k = KIND_CH; k <= KIND_HIB; k++) {
+			_cleanup_(json_decrefp) json_t *l = kube_informer_list(c->inf[k]);
+			size_t i;
+			json_t *o;
+
+			json_array_foreach(l, i, o)
+				enqueue_obj(c, k, o);
+		}
+	return sd_event_source_set_time_relative(s, OPERATORD_RESYNC_USEC);
 }
 
 /* ---- set-up ---- */
@@ -706,6 +743,11 @@ static void controller_on_synced(struct kube_informer *inf, void *u)
 		if (inf == c->inf[k])
 			what = kind_desc[k];
 	log_info("%s cache synced: %zu objects", what, kube_informer_size(inf));
+	if (!c->ready_sent && caches_synced(c, false)) {
+		c->ready_sent = true;
+		(void)loop_notify_ready(c->loop, "running: %s", c->describe);
+		log_info("caches synced, %s", c->leading ? "reconciling" : "standing by");
+	}
 }
 
 static int controller_informer(struct controller *c, const struct kube_resource *res,
@@ -857,6 +899,10 @@ int controller_new(struct loop *loop, const struct operatord_config *cfg, struct
 		return r;
 	c->ctx = (struct exec_ctx){ .kube = c->kube, .registry = c->registry,
 				    .recorder = c->recorder, .metrics = c->om };
+	r = sd_event_add_time_relative(c->event, &c->resync, CLOCK_MONOTONIC, OPERATORD_RESYNC_USEC,
+				       0, controller_on_resync, c);
+	if (r < 0)
+		return log_error_errno(r, "cannot arm the resync timer: %m");
 	r = loop_add_drain(loop, controller_on_drain, c);
 	if (r < 0)
 		return log_error_errno(r, "cannot register the drain: %m");
@@ -868,6 +914,7 @@ void controller_free(struct controller *c)
 {
 	if (!c)
 		return;
+	sd_event_source_disable_unref(c->resync);
 	workqueue_free(c->cs_queue);
 	workqueue_free(c->hib_queue);
 	kube_leader_free(c->leader);

@@ -161,7 +161,8 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int stash_vm_names(struct pass *s, char ***ret)
+/* *ret_patched: the annotation changed (the object's resourceVersion will move). */
+static int stash_vm_names(struct pass *s, char ***ret, bool *ret_patched)
 {
 	_cleanup_(strv_freep) char **l = NULL, **old = NULL;
 	_cleanup_(freep) char *joined = NULL;
@@ -192,7 +193,8 @@ static int stash_vm_names(struct pass *s, char ***ret)
 	r = strv_join(l, ",", &joined);
 	if (r < 0)
 		return r;
-	if (*joined && !streq_ptr(prev, joined)) {
+	*ret_patched = *joined && !streq_ptr(prev, joined);
+	if (*ret_patched) {
 		r = plan_obj_annotate(s->p, META_ANN_DELETE_VM_NAMES, joined);
 		if (r < 0)
 			return r;
@@ -236,11 +238,12 @@ static int remove_finalizer(struct pass *s, json_t *obj, const char *finalizer)
 static int plan_delete(struct pass *s)
 {
 	_cleanup_(strv_freep) char **names = NULL;
+	bool patched = false;
 	int r;
 
 	if (!s->cs->has_finalizer)
 		return 0; /* not ours to hold up */
-	r = stash_vm_names(s, &names);
+	r = stash_vm_names(s, &names, &patched);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < s->pods.n_all; i++) {
@@ -252,6 +255,10 @@ static int plan_delete(struct pass *s)
 	 * dropped only once every pod is gone (§2.13 step 4). */
 	if (s->pods.n_all > 0 || s->pods.n_deleting > 0)
 		return plan_requeue_after(s->p, OPERATORD_POLL_USEC);
+	/* The finalizer update is conditional on the resourceVersion we read, which the
+	 * annotation patch moves: finish on the next pass. */
+	if (patched)
+		return plan_requeue_after(s->p, 0);
 	for (char **n = names; n && *n; n++) {
 		r = plan_tag_delete(s->p, *n, META_TAG_HIBERNATE, ACT_BEST_EFFORT);
 		if (r >= 0 && drop_latest(s->cs, *n))
@@ -275,7 +282,7 @@ static int stamp_generations(struct pass *s)
 
 		if (pod->generation_stamp == s->cs->generation)
 			continue;
-		r = plan_pod_annotate(s->p, pod->name, META_ANN_GENERATION, gen, 0);
+		r = plan_pod_annotate(s->p, pod->name, META_ANN_GENERATION, gen, ACT_IGNORE_NOT_FOUND);
 		if (r < 0)
 			return r;
 	}
@@ -374,7 +381,8 @@ static int create_main(struct pass *s, bool force_intent, unsigned flags)
 
 /* ---- §2.9 suspend (retain) ---- */
 
-/* The completion gate for one pod: 1 passed, 0 not yet; a probe error ends the pass. */
+/* The completion gate for one pod: 1 passed, 0 not yet (with a note saying why); a probe
+ * error ends the pass. */
 static int suspend_gate(struct pass *s, const struct cs_pod *pod, int *ret)
 {
 	const char *error = NULL;
@@ -384,10 +392,18 @@ static int suspend_gate(struct pass *s, const struct cs_pod *pod, int *ret)
 		*ret = 1;
 		return 0;
 	}
-	if (!pod->vm_name || !*pod->vm_name || !pod->lifecycle_state ||
-	    strcmp(pod->lifecycle_state, META_LIFECYCLE_HIBERNATED) != 0 ||
-	    pod->lifecycle_observed_generation < s->cs->generation)
-		return 0;
+	if (!pod->vm_name || !*pod->vm_name)
+		return plan_note(s->p, "suspend waits for pod %s: no VM name yet", pod->name);
+	if (!streq_ptr(pod->lifecycle_state, META_LIFECYCLE_HIBERNATED))
+		return plan_note(s->p, "suspend waits for pod %s: lifecycle-state %s, want %s",
+				 pod->name, pod->lifecycle_state ?: "(unset)",
+				 META_LIFECYCLE_HIBERNATED);
+	if (pod->lifecycle_observed_generation < s->cs->generation)
+		return plan_note(s->p,
+				 "suspend waits for pod %s: lifecycle observed generation %lld, "
+				 "want >= %lld", pod->name,
+				 (long long)pod->lifecycle_observed_generation,
+				 (long long)s->cs->generation);
 	switch (facts_get(s->in->facts, pod->vm_name, &error)) {
 	case FACT_UNKNOWN:
 		return plan_need_probe(s->p, pod->vm_name);
@@ -395,7 +411,8 @@ static int suspend_gate(struct pass *s, const struct cs_pod *pod, int *ret)
 		*ret = 1;
 		return 0;
 	case FACT_ABSENT:
-		return 0;
+		return plan_note(s->p, "suspend waits for pod %s: %s:%s not in the registry yet",
+				 pod->name, pod->vm_name, META_TAG_HIBERNATE);
 	case FACT_ERROR:
 	default:
 		return plan_error(s->p, "probe %s:%s: %s", pod->vm_name, META_TAG_HIBERNATE,
@@ -420,7 +437,7 @@ static int plan_suspend(struct pass *s)
 
 		if (pod->hibernate)
 			continue;
-		r = plan_pod_annotate(s->p, pod->name, META_ANN_HIBERNATE, "true", 0);
+		r = plan_pod_annotate(s->p, pod->name, META_ANN_HIBERNATE, "true", ACT_IGNORE_NOT_FOUND);
 		if (r < 0)
 			return r;
 	}
@@ -476,7 +493,7 @@ static int plan_unsuspend(struct pass *s)
 			return r;
 		if (c.held)
 			continue; /* a CocoonHibernation owns this pod's sleep */
-		r = plan_pod_annotate(s->p, pod->name, META_ANN_HIBERNATE, NULL, 0);
+		r = plan_pod_annotate(s->p, pod->name, META_ANN_HIBERNATE, NULL, ACT_IGNORE_NOT_FOUND);
 		if (r < 0)
 			return r;
 	}
@@ -511,7 +528,7 @@ static int rebuild_terminal(struct pass *s, struct subs_ctx *c, const struct cs_
 	int r;
 
 	if (count >= OPERATORD_REBUILD_BUDGET) {
-		r = plan_pod_annotate(s->p, pod->name, META_ANN_DEAD_LETTER, "true", 0);
+		r = plan_pod_annotate(s->p, pod->name, META_ANN_DEAD_LETTER, "true", ACT_IGNORE_NOT_FOUND);
 		if (r >= 0)
 			r = plan_count(s->p, "subagent_dead_letter_total", 1, "namespace", s->cs->ns,
 				       "cocoonset", s->cs->name, NULL);
@@ -691,10 +708,9 @@ static int ensure_toolbox(struct pass *s, const struct cs_toolbox *tb, bool *cha
 			*changed = true;
 		return r;
 	}
-	if (asprintf(&vm, "vk-%s-%s-%s", s->cs->ns, s->cs->name, tb->name) < 0) {
-		vm = NULL;
-		return -ENOMEM;
-	}
+	r = meta_vm_name_for_pod(s->cs->ns, name, &vm); /* the name pod_build gives it */
+	if (r < 0)
+		return r;
 	r = restore_intent(s, name, &intent);
 	if (r < 0)
 		return r;
@@ -705,9 +721,9 @@ static int ensure_toolbox(struct pass *s, const struct cs_toolbox *tb, bool *cha
 	if (r < 0)
 		return r;
 	*changed = true;
-	/* AlreadyExists is an error: either the cache has not caught up (the retry sees the
-	 * pod) or someone else's pod holds the name (the error says so, with backoff). */
-	return plan_pod_create(s->p, TAKE_PTR(pod), 0);
+	/* AlreadyExists: the old pod is still terminating, or the cache has not caught up;
+	 * look again after the poll (an owned pod of another role is refused above). */
+	return plan_pod_create(s->p, TAKE_PTR(pod), ACT_EXISTS_REQUEUE);
 }
 
 static int ensure_toolboxes(struct pass *s, bool *changed)
@@ -751,7 +767,12 @@ static int plan_running(struct pass *s)
 		if (r < 0 || drifted)
 			return r < 0 ? r : plan_requeue_after(s->p, 0);
 	} else {
-		r = create_main(s, false, ACT_EXISTS_REQUEUE);
+		/* Waking from a suspend: the main's snapshot is in the registry (§2.10's wake
+		 * probes whatever the policy), so a main recreated now must restore from it. */
+		const char *ph = status_phase(s->cs);
+		bool waking = streq(ph, "Suspended") || streq(ph, "Suspending") || streq(ph, "Waking");
+
+		r = create_main(s, waking, ACT_EXISTS_REQUEUE);
 		if (r != 0)
 			return r < 0 ? r : 0;
 		return plan_requeue_after(s->p, 0);
@@ -848,7 +869,7 @@ int cs_plan(const struct cs_inputs *in, struct plan *ret)
 		return r;
 	}
 	/* Facts first: whatever else was decided assumed the missing ones absent. */
-	if (ret->n_probes > 0)
+	if (ret->n_probes > 0 && ret->outcome != PLAN_ERROR)
 		ret->outcome = PLAN_NEED_FACTS;
 	return 0;
 }

@@ -2,7 +2,7 @@
  * the previous one succeeded; a run of ACT_PARALLEL actions (sub-agent creates) goes out
  * together, at most OPERATORD_MAX_PARALLEL in flight (operator-webhook.md §2.6). A failed
  * write ends the run unless its flags forgive it (NotFound on deletes, AlreadyExists on
- * creates, best-effort tag drops and annotation patches); the caller then retries the key
+ * creates, NotFound on pod patches, best-effort tag drops); the caller then retries the key
  * with backoff, and the next pass plans again from the caches. Events go to the recorder
  * (best effort by design) and metric updates to the registry, in plan order, so a counter
  * moves only when the writes before it landed.
@@ -55,7 +55,7 @@ static void exec_fail(struct exec *x, int error, const struct action *a, const c
 	x->stop = true;
 }
 
-/* Judges one action's result by its flags; true when the run goes on. */
+/* Judges one action's result by its flags; an unforgiven failure stops the run. */
 static void exec_judge(struct exec *x, const struct action *a, int error, const char *why)
 {
 	if (error == 0)
@@ -151,8 +151,15 @@ static int exec_start(struct exec *x, const struct action *a)
 	}
 	if (r < 0)
 		return r;
-	/* Creates, deletes and finalizer updates are what an operator wants to see at 3 a.m.;
-	 * annotation and status patches are routine. */
+	/* Creates, deletes, finalizer updates and phase changes are what an operator wants to
+	 * see at 3 a.m.; annotation patches are routine. */
+	if (a->kind == ACT_STATUS_PATCH) {
+		const char *phase = json_string_value(
+			json_object_get(json_object_get(a->body, "status"), "phase"));
+
+		if (phase)
+			log_info("%s/%s: phase %s", x->target.ns, x->target.name, phase);
+	}
 	log_full(a->kind == ACT_POD_PATCH || a->kind == ACT_OBJ_PATCH ||
 				 a->kind == ACT_STATUS_PATCH ? LOG_DEBUG : LOG_INFO,
 		 "%s/%s: %s %s%s%s", x->target.ns, x->target.name, exec_action_verb(a->kind),
@@ -181,8 +188,8 @@ static void exec_instant(struct exec *x, const struct action *a)
 		return;
 	}
 	r = operator_metrics_apply(x->ctx->metrics, a);
-	if (r < 0)
-		log_debug("metric %s not updated: %s", a->metric, strerror(-r));
+	if (r < 0) /* a plan naming a metric that does not exist: a programming error */
+		log_error("metric %s not updated: %s", a->metric, strerror(-r));
 }
 
 static void exec_finish(struct exec *x)
@@ -266,6 +273,8 @@ int exec_run(const struct exec_ctx *ctx, const struct exec_target *t, struct pla
 	}
 	*x = (struct exec){ .ctx = ctx, .plan = *take_plan, .done = done, .userdata = userdata };
 	*take_plan = (struct plan){};
+	if (x->plan.note)
+		log_info("%s/%s: %s", t->ns, t->name, x->plan.note);
 	x->target.resource = t->resource;
 	x->target.ns = strdup(t->ns);
 	x->target.name = strdup(t->name);

@@ -34,10 +34,9 @@ static int get_string(const json_t *parent, const char *key, const char *field, 
 {
 	const json_t *v = json_object_get(parent, key);
 
-	if (!v || json_is_null(v)) {
-		*ret = NULL;
+	*ret = NULL; /* also on error: callers' locals are never read uninitialised */
+	if (!v || json_is_null(v))
 		return 0;
-	}
 	if (!json_is_string(v))
 		return errmsg_set(ret_error, EINVAL, "%s: expected a string", field);
 	*ret = json_string_value(v);
@@ -49,10 +48,9 @@ static int get_object(const json_t *parent, const char *key, const char *field, 
 {
 	const json_t *v = json_object_get(parent, key);
 
-	if (!v || json_is_null(v)) {
-		*ret = NULL;
+	*ret = NULL;
+	if (!v || json_is_null(v))
 		return 0;
-	}
 	if (!json_is_object(v))
 		return errmsg_set(ret_error, EINVAL, "%s: expected an object", field);
 	*ret = v;
@@ -277,14 +275,19 @@ int hib_parse(const json_t *obj, struct hib **ret, char **ret_error)
 	if ((r = get_object(obj, "spec", "spec", &spec, ret_error)) < 0 ||
 	    (r = get_object(obj, "status", "status", &status, ret_error)) < 0)
 		return r;
-	if (h->api == CS_API_V1)
-		r = hib_parse_v1_spec(h, spec, ret_error)
-			?: hib_parse_v1_status(h, status, ret_error);
-	else
-		r = hib_parse_legacy_spec(h, spec, ret_error)
-			?: hib_parse_legacy_status(h, status, ret_error);
+	r = h->api == CS_API_V1 ? hib_parse_v1_spec(h, spec, ret_error) :
+				   hib_parse_legacy_spec(h, spec, ret_error);
 	if (r < 0)
 		return r;
+	/* The status is ours to rewrite: a malformed one (an older writer's timestamp, a hand
+	 * edit) reads as empty rather than blocking the object — its deletion included. */
+	r = h->api == CS_API_V1 ? hib_parse_v1_status(h, status, NULL) :
+				   hib_parse_legacy_status(h, status, NULL);
+	if (r < 0) {
+		h->phase = h->vm_name = h->message = NULL;
+		h->observed_generation = 0;
+		h->ready_ltt_usec = 0;
+	}
 	h->pod_name = h->pod_name ?: "";
 	h->phase = h->phase ?: "";
 	if (isempty(h->vm_name))

@@ -29,8 +29,9 @@
 #define PHASE_ACTIVE      "Active"
 #define PHASE_FAILED      "Failed"
 
-#define METRIC_HIBERNATE "cocoon_operator_hibernate_phase_duration_seconds"
-#define METRIC_WAKE      "cocoon_operator_wake_phase_duration_seconds"
+/* As operator_metrics_apply() names them: without the cocoon_operator_ prefix. */
+#define METRIC_HIBERNATE "hibernate_phase_duration_seconds"
+#define METRIC_WAKE      "wake_phase_duration_seconds"
 
 struct pass {
 	const struct hib_inputs *in;

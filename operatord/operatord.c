@@ -20,8 +20,8 @@ static int run(void)
 	r = controller_new(loop, &operatord_config, &c);
 	if (r < 0)
 		return EXIT_FAILURE;
-	log_info("running: %s", controller_describe(c));
-	loop_notify_ready(loop, "running: %s", controller_describe(c));
+	/* READY=1 comes from the controller once its caches are synced. */
+	log_info("started: %s", controller_describe(c));
 	return loop_run(loop);
 }
 

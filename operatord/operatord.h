@@ -57,6 +57,7 @@
 #define OPERATORD_POLL_USEC          (5 * USEC_PER_SEC) /* wait-for-main, suspend, hibernation */
 #define OPERATORD_HIBERNATE_TIMEOUT  (3 * 60 * USEC_PER_SEC)
 #define OPERATORD_WAKE_TIMEOUT       (5 * 60 * USEC_PER_SEC)
+#define OPERATORD_RESYNC_USEC        (60 * USEC_PER_SEC) /* hibernation CRs re-checked */
 #define OPERATORD_MAX_PARALLEL       8 /* sub-agent creates in flight per pass */
 #define OPERATORD_REBUILD_BUDGET     4 /* rebuilds before dead-letter */
 
@@ -325,6 +326,9 @@ struct plan {
 	char *error;   /* PLAN_ERROR: the message to log */
 	char **probes; /* PLAN_NEED_FACTS: VM names whose :hibernate tag to HEAD */
 	size_t n_probes;
+	/* what the pass is waiting for, logged by the executor ("suspend waits for pod x:
+	 * lifecycle-state ready, want hibernated"); NULL: nothing */
+	char *note;
 	/* hibernation passes: once the actions ran, remember that the phase-exit metrics and
 	 * event for this Ready lastTransitionTime fired (0: nothing to remember). */
 	uint64_t mark_exit_ltt_usec;
@@ -352,6 +356,8 @@ int plan_observe(struct plan *p, const char *metric, double seconds, ...) _senti
  * rate-limited requeue at once). */
 int plan_requeue_after(struct plan *p, uint64_t usec);
 int plan_error(struct plan *p, const char *fmt, ...) _printf_(2, 3);
+/* Records what the pass waits for (the first note wins). */
+int plan_note(struct plan *p, const char *fmt, ...) _printf_(2, 3);
 /* Records a probe this pass needs and sets PLAN_NEED_FACTS (deduplicated). */
 int plan_need_probe(struct plan *p, const char *vm_name);
 

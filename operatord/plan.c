@@ -35,6 +35,7 @@ void plan_done(struct plan *p)
 		action_done(&p->actions[i]);
 	free(p->actions);
 	free(p->error);
+	free(p->note);
 	strv_free(p->probes);
 	*p = (struct plan){ 0 };
 }
@@ -248,6 +249,23 @@ int plan_error(struct plan *p, const char *fmt, ...)
 	free(p->error);
 	p->error = error;
 	p->outcome = PLAN_ERROR;
+	return 0;
+}
+
+int plan_note(struct plan *p, const char *fmt, ...)
+{
+	char *note;
+	va_list ap;
+	int r;
+
+	if (p->note)
+		return 0; /* the first reason is the one to show */
+	va_start(ap, fmt);
+	r = vasprintf(&note, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	p->note = note;
 	return 0;
 }
 
