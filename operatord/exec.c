@@ -250,7 +250,7 @@ const char *exec_action_verb(enum action_kind k)
 	case ACT_OBJ_PATCH:
 		return "patch";
 	case ACT_OBJ_UPDATE:
-		return "update";
+		return "update finalizers of";
 	case ACT_STATUS_PATCH:
 		return "patch status of";
 	case ACT_EVENT:

@@ -1,6 +1,7 @@
 # Shared helpers for integration tests; source it after `set -euo pipefail`.
 #
-#   lib_init                      make $TEST_TMP and install the cleanup trap
+#   lib_init                      make $TEST_TMP and install the cleanup trap (KEEP_TMP=1
+#                                 keeps the directory, logs included, for a post-mortem)
 #   lib_bg PID                    kill PID (and wait for it) when the test exits
 #   lib_forget PID                PID was reaped by the test; do not kill it at exit
 #   fail MSG / skip MSG           exit 1 / exit 77 with a clear message
@@ -26,7 +27,9 @@ lib_cleanup() {
 	for pid in "${_LIB_PIDS[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
-	if [ -n "${TEST_TMP:-}" ] && [ -d "$TEST_TMP" ]; then
+	if [ -n "${KEEP_TMP:-}" ]; then
+		echo "kept $TEST_TMP (KEEP_TMP)" >&2
+	elif [ -n "${TEST_TMP:-}" ] && [ -d "$TEST_TMP" ]; then
 		rm -rf "$TEST_TMP"
 	fi
 }
