@@ -353,6 +353,25 @@ static int failed_main(struct pass *s)
 	return r < 0 ? r : 1;
 }
 
+/* A pod of that name is still terminating (its node has not finished it): a create now
+ * could only fail with AlreadyExists. True after noting the wait. */
+static bool held_by_terminating(struct pass *s, const char *name)
+{
+	size_t i;
+	json_t *pod;
+
+	json_array_foreach(s->in->pods, i, pod) {
+		const json_t *m = json_object_get(pod, "metadata");
+
+		if (streq_ptr(json_string_value(json_object_get(m, "name")), name) &&
+		    json_object_get(m, "deletionTimestamp")) {
+			(void)plan_note(s->p, "waiting for the old pod %s to finish terminating", name);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* ---- main creation (§2.3 step 13, §2.9 step 1) ---- */
 
 static int create_main(struct pass *s, bool force_intent, unsigned flags)
@@ -365,6 +384,8 @@ static int create_main(struct pass *s, bool force_intent, unsigned flags)
 
 	if (!vm || !name)
 		return -ENOMEM;
+	if (held_by_terminating(s, name))
+		return plan_requeue_after(s->p, OPERATORD_POLL_USEC) < 0 ? -ENOMEM : 1;
 	if (!intent) {
 		r = restore_intent(s, name, &intent);
 		if (r < 0)
@@ -509,6 +530,12 @@ struct subs_ctx {
 	uint64_t requeue_after;    /* smallest pending backoff; 0: none */
 };
 
+static void subs_wait(struct subs_ctx *c, uint64_t usec)
+{
+	if (c->requeue_after == 0 || usec < c->requeue_after)
+		c->requeue_after = usec;
+}
+
 static int persist_history(struct pass *s, struct subs_ctx *c)
 {
 	_cleanup_(freep) char *v = NULL;
@@ -540,10 +567,7 @@ static int rebuild_terminal(struct pass *s, struct subs_ctx *c, const struct cs_
 	}
 	wait = rebuild_backoff_usec(count);
 	if (last + wait > now) {
-		uint64_t left = last + wait - now;
-
-		if (c->requeue_after == 0 || left < c->requeue_after)
-			c->requeue_after = left;
+		subs_wait(c, last + wait - now);
 		return 0;
 	}
 	/* Persisted before the delete, so a crash between the two cannot grant a free retry. */
@@ -633,8 +657,19 @@ static int ensure_subs(struct pass *s, struct subs_ctx *c)
 			return r;
 	}
 	for (int slot = 1; slot <= s->cs->agent.replicas; slot++) {
+		char suffix[16];
+		_cleanup_(freep) char *name = NULL;
+
 		if (cs_pods_sub(&s->pods, slot))
 			continue;
+		snprintf(suffix, sizeof(suffix), "%d", slot);
+		name = cs_pod_name(s->cs, suffix);
+		if (!name)
+			return -ENOMEM;
+		if (held_by_terminating(s, name)) {
+			subs_wait(c, OPERATORD_POLL_USEC);
+			continue;
+		}
 		r = create_sub(s, slot);
 		if (r != 0)
 			return r;
@@ -682,7 +717,7 @@ static int check_toolbox_names(struct pass *s)
 	return 0;
 }
 
-static int ensure_toolbox(struct pass *s, const struct cs_toolbox *tb, bool *changed)
+static int ensure_toolbox(struct pass *s, const struct cs_toolbox *tb, struct subs_ctx *c)
 {
 	_cleanup_(freep) char *name = cs_pod_name(s->cs, tb->name);
 	_cleanup_(json_decrefp) json_t *pod = NULL;
@@ -700,13 +735,17 @@ static int ensure_toolbox(struct pass *s, const struct cs_toolbox *tb, bool *cha
 				  tb->name, name) < 0 ? -ENOMEM : 1;
 	if (have) {
 		if (have->terminal) {
-			*changed = true;
+			c->changed = true;
 			return plan_pod_delete(s->p, have->name, ACT_IGNORE_NOT_FOUND);
 		}
 		r = delete_drifted(s, have, tb, &drifted);
 		if (drifted)
-			*changed = true;
+			c->changed = true;
 		return r;
+	}
+	if (held_by_terminating(s, name)) {
+		subs_wait(c, OPERATORD_POLL_USEC);
+		return 0;
 	}
 	r = meta_vm_name_for_pod(s->cs->ns, name, &vm); /* the name pod_build gives it */
 	if (r < 0)
@@ -720,13 +759,13 @@ static int ensure_toolbox(struct pass *s, const struct cs_toolbox *tb, bool *cha
 	r = pod_build(s->cs, &o, &pod);
 	if (r < 0)
 		return r;
-	*changed = true;
+	c->changed = true;
 	/* AlreadyExists: the old pod is still terminating, or the cache has not caught up;
 	 * look again after the poll (an owned pod of another role is refused above). */
 	return plan_pod_create(s->p, TAKE_PTR(pod), ACT_EXISTS_REQUEUE);
 }
 
-static int ensure_toolboxes(struct pass *s, bool *changed)
+static int ensure_toolboxes(struct pass *s, struct subs_ctx *c)
 {
 	int r;
 
@@ -734,7 +773,7 @@ static int ensure_toolboxes(struct pass *s, bool *changed)
 	if (r != 0)
 		return r;
 	for (size_t i = 0; i < s->cs->n_toolboxes; i++) {
-		r = ensure_toolbox(s, &s->cs->toolboxes[i], changed);
+		r = ensure_toolbox(s, &s->cs->toolboxes[i], c);
 		if (r != 0)
 			return r;
 	}
@@ -746,7 +785,7 @@ static int ensure_toolboxes(struct pass *s, bool *changed)
 		r = plan_pod_delete(s->p, pod->name, ACT_IGNORE_NOT_FOUND);
 		if (r < 0)
 			return r;
-		*changed = true;
+		c->changed = true;
 	}
 	return 0;
 }
@@ -783,7 +822,7 @@ static int plan_running(struct pass *s)
 	}
 	r = ensure_subs(s, &c);
 	if (r == 0)
-		r = ensure_toolboxes(s, &c.changed);
+		r = ensure_toolboxes(s, &c);
 	rebuild_history_done(&c.history);
 	if (r != 0)
 		return r < 0 ? r : 0;

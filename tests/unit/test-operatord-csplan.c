@@ -606,6 +606,39 @@ static void test_legacy_same_engine(void **state)
 	json_decref(obj);
 }
 
+/* A pod name held by a terminating pod is waited for, not created into AlreadyExists. */
+static void test_terminating_name_waits(void **state)
+{
+	json_t *obj = cs_obj("{\"agent\":{\"image\":\"ubuntu\",\"replicas\":1}}");
+	struct cs *cs = parse(obj);
+	json_t *pods = json_array(), *old;
+	struct run r = {};
+
+	old = pod_for(cs, 0, NULL, false, "Running");
+	json_object_set_new(json_object_get(old, "metadata"), "deletionTimestamp",
+			    json_string("2026-01-01T00:00:00Z"));
+	json_array_append_new(pods, old);
+	plan_of(&r, cs, pods, NULL);
+	assert_int_equal(count_kind(&r.plan, ACT_POD_CREATE), 0);
+	assert_int_equal(r.plan.outcome, PLAN_REQUEUE_AFTER);
+	assert_int_equal(r.plan.requeue_after_usec, OPERATORD_POLL_USEC);
+	assert_string_equal(r.plan.note, "waiting for the old pod demo-0 to finish terminating");
+
+	/* a sub-agent slot too: the main is Ready, slot 1's old pod still terminating */
+	json_array_set_new(pods, 0, pod_for(cs, 0, NULL, true, "Running"));
+	old = pod_for(cs, 1, NULL, false, "Failed");
+	json_object_set_new(json_object_get(old, "metadata"), "deletionTimestamp",
+			    json_string("2026-01-01T00:00:00Z"));
+	json_array_append_new(pods, old);
+	plan_of(&r, cs, pods, NULL);
+	assert_int_equal(count_kind(&r.plan, ACT_POD_CREATE), 0);
+	assert_int_equal(r.plan.requeue_after_usec, OPERATORD_POLL_USEC);
+	run_done(&r);
+	cs_free(cs);
+	json_decref(pods);
+	json_decref(obj);
+}
+
 /* Later work (CONTRACT.md §3) is reported on the object, not silently ignored. */
 static void test_unsupported_said_out_loud(void **state)
 {
@@ -645,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_toolboxes),
 		cmocka_unit_test(test_legacy_same_engine),
 		cmocka_unit_test(test_unsupported_said_out_loud),
+		cmocka_unit_test(test_terminating_name_waits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
