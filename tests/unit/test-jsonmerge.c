@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,15 +15,6 @@
 #include "cocoon/jsonmerge.h"
 #include "cocoon/macro.h"
 
-static json_t *load(const char *text)
-{
-	json_error_t e;
-	json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
-
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", text, e.text);
-	return j;
-}
 
 static void assert_json(const json_t *got, const char *want_text)
 {

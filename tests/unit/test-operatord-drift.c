@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,33 +45,17 @@ struct row {
 	const char *reason;    /* NULL: no drift */
 };
 
-/* Test JSON is written with ' for " (none of the values holds a '), to stay readable. */
-static json_t *load(const char *text)
-{
-	_cleanup_(freep) char *s = strdup(text);
-	json_error_t e;
-	json_t *j;
-
-	assert_non_null(s);
-	for (char *p = s; *p; p++)
-		if (*p == '\'')
-			*p = '"';
-	j = json_loads(s, 0, &e);
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", s, e.text);
-	return j;
-}
 
 static struct cs *parse_spec(const char *spec_patch)
 {
-	json_auto_t *obj = load("{'apiVersion':'cocoonset.cocoonstack.io/v1','kind':"
+	json_auto_t *obj = load_quoted("{'apiVersion':'cocoonset.cocoonstack.io/v1','kind':"
 				"'CocoonSet','metadata':{'name':'demo','namespace':"
 				"'team-a','uid':'u-1','generation':4},'spec':" BASE_SPEC "}");
 	_cleanup_(freep) char *error = NULL;
 	struct cs *cs = NULL;
 
 	if (spec_patch) {
-		json_auto_t *patch = load(spec_patch);
+		json_auto_t *patch = load_quoted(spec_patch);
 		assert_int_equal(json_merge_apply(json_object_get(obj, "spec"), patch), 0);
 	}
 	if (cs_parse(obj, &cs, &error) < 0)
@@ -89,7 +75,7 @@ static void apiserver_defaults(json_t *pod)
 {
 	json_t *res = json_object_get(container(pod), "resources");
 	json_t *limits = json_object_get(res, "limits"), *requests, *v;
-	json_auto_t *extra = load("{'metadata':{'uid':'p-1','resourceVersion':'77',"
+	json_auto_t *extra = load_quoted("{'metadata':{'uid':'p-1','resourceVersion':'77',"
 				  "'creationTimestamp':'2026-01-01T00:00:00Z'},"
 				  "'spec':{'restartPolicy':'Always','dnsPolicy':'ClusterFirst',"
 				  "'schedulerName':'default-scheduler','enableServiceLinks':true,"
@@ -158,7 +144,7 @@ static void check(const struct row *r)
 
 	print_message("who %d spec %s pod %s\n", r->who, r->spec_patch ?: "-", r->pod_patch ?: "-");
 	if (r->pod_patch) {
-		json_auto_t *patch = load(r->pod_patch);
+		json_auto_t *patch = load_quoted(r->pod_patch);
 		assert_int_equal(json_merge_apply(r->target == POD ? pod : container(pod), patch),
 				 0);
 	}
@@ -377,7 +363,7 @@ static void test_pod_pool(void **state)
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
-		json_auto_t *pod = load(rows[i].pod);
+		json_auto_t *pod = load_quoted(rows[i].pod);
 
 		assert_string_equal(pod_pool(pod), rows[i].pool);
 	}

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,22 +65,6 @@
 	" [{'weight':100,'preference':" HOSTNAME_IN(node) "}]}}"
 /* clang-format on */
 
-/* Test JSON is written with ' for " (none of the values holds a '), to stay readable. */
-static json_t *load(const char *text)
-{
-	_cleanup_(freep) char *s = strdup(text);
-	json_error_t e;
-	json_t *j;
-
-	assert_non_null(s);
-	for (char *p = s; *p; p++)
-		if (*p == '\'')
-			*p = '"';
-	j = json_loads(s, 0, &e);
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", s, e.text);
-	return j;
-}
 
 static struct cs *parse(const char *head, const char *spec)
 {
@@ -87,7 +73,7 @@ static struct cs *parse(const char *head, const char *spec)
 	struct cs *cs = NULL;
 
 	assert_true(asprintf(&text, "{%s,%s,'spec':%s}", head, METADATA, spec) > 0);
-	obj = load(text);
+	obj = load_quoted(text);
 	if (cs_parse(obj, &cs, &error) < 0)
 		fail_msg("cs_parse: %s", error);
 	return cs;
@@ -95,7 +81,7 @@ static struct cs *parse(const char *head, const char *spec)
 
 static void assert_json(const json_t *have, const char *want)
 {
-	json_auto_t *w = load(want);
+	json_auto_t *w = load_quoted(want);
 	_cleanup_(freep) char *h = json_dumps(have, JSON_COMPACT | JSON_SORT_KEYS);
 	_cleanup_(freep) char *ws = json_dumps(w, JSON_COMPACT | JSON_SORT_KEYS);
 
@@ -324,7 +310,7 @@ static void test_affinity(void **state)
 			assert_null(json_object_get(pod_spec, "affinity"));
 			continue;
 		}
-		json_auto_t *want = load(rows[i].affinity);
+		json_auto_t *want = load_quoted(rows[i].affinity);
 		assert_true(json_equal(json_object_get(pod_spec, "affinity"),
 				       json_object_get(want, "affinity")));
 

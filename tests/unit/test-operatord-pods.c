@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,26 +13,10 @@
 
 #include "../../operatord/operatord.h"
 
-/* Test JSON is written with ' for " (none of the values holds a '), to stay readable. */
-static json_t *load(const char *text)
-{
-	_cleanup_(freep) char *s = strdup(text);
-	json_error_t e;
-	json_t *j;
-
-	assert_non_null(s);
-	for (char *p = s; *p; p++)
-		if (*p == '\'')
-			*p = '"';
-	j = json_loads(s, 0, &e);
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", s, e.text);
-	return j;
-}
 
 static struct cs *demo(void)
 {
-	json_auto_t *obj = load("{'apiVersion':'cocoonset.cocoonstack.io/v1','kind':"
+	json_auto_t *obj = load_quoted("{'apiVersion':'cocoonset.cocoonstack.io/v1','kind':"
 				"'CocoonSet','metadata':{'name':'demo','namespace':'ns',"
 				"'uid':'u-1'},'spec':{'agent':{'image':'i'}}}");
 	struct cs *cs = NULL;
@@ -149,7 +135,7 @@ static void test_classify_empty(void **state)
 
 static void test_pod_facts(void **state)
 {
-	json_auto_t *j = load(POD(
+	json_auto_t *j = load_quoted(POD(
 		"'vm.cocoonstack.io/name':'vk-ns-demo-3','vm.cocoonstack.io/id':'vm-9',"
 		"'vm.cocoonstack.io/lifecycle-state':'hibernated',"
 		"'vm.cocoonstack.io/lifecycle-state-message':'pushed',"
@@ -236,7 +222,7 @@ static const struct {
 static void test_pod_fact_rows(void **state)
 {
 	for (size_t i = 0; i < ELEMENTSOF(fact_rows); i++) {
-		json_auto_t *j = load(fact_rows[i].pod);
+		json_auto_t *j = load_quoted(fact_rows[i].pod);
 		struct cs_pod p;
 		int64_t have = -1;
 
@@ -273,8 +259,8 @@ static void test_pod_fact_rows(void **state)
 
 static void test_pod_minimal(void **state)
 {
-	json_auto_t *bare = load("{'metadata':{}}"), *arr = load("[]"), *nomd = load("{}");
-	json_auto_t *tb = load("{'metadata':{'name':'t','labels':{"
+	json_auto_t *bare = load_quoted("{'metadata':{}}"), *arr = load_quoted("[]"), *nomd = load_quoted("{}");
+	json_auto_t *tb = load_quoted("{'metadata':{'name':'t','labels':{"
 			       "'cocoonset.cocoonstack.io/role':'toolbox'}}}");
 	struct cs_pod p;
 

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,15 +20,6 @@
 	"\"metadata\":{\"name\":\"demo\",\"namespace\":\"team-a\",\"uid\":\"u-1\","                \
 	"\"resourceVersion\":\"41\",\"generation\":3}"
 
-static json_t *load(const char *text)
-{
-	json_error_t e;
-	json_t *j = json_loads(text, 0, &e);
-
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", text, e.text);
-	return j;
-}
 
 /* Parses {head, metadata, "spec": spec}; fails the test unless it parses. */
 static struct cs *parse(const char *head, const char *spec)

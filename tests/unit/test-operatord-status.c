@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,15 +30,6 @@
 #define T1_STR "2026-05-01T11:00:00Z"
 #define OLD    "2026-01-01T00:00:00Z"
 
-static json_t *load(const char *text)
-{
-	json_error_t e;
-	json_t *j = json_loads(text, 0, &e);
-
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", text, e.text);
-	return j;
-}
 
 static void assert_json(const json_t *have, const char *want)
 {

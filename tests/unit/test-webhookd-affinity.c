@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +21,6 @@
 #define NOW_TEXT "2026-04-10T12:00:00Z"
 #define NS       "team-a"
 
-static json_t *load(const char *text)
-{
-	json_error_t e;
-	json_t *j = json_loads(text, 0, &e);
-
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", text, e.text);
-	return j;
-}
 
 static char *dump(const json_t *j)
 {

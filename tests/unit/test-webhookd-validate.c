@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +20,6 @@
 	"and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "   \
 	"regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 
-static json_t *load(const char *text)
-{
-	json_error_t e;
-	json_t *j = json_loads(text, 0, &e);
-
-	if (!j)
-		fail_msg("bad test JSON: %s: %s", text, e.text);
-	return j;
-}
 
 static struct admission_request request(enum admission_operation op, const char *kind,
 					json_t *object, json_t *old_object)

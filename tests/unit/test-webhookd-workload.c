@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "test-json.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +18,6 @@
 	"\"operator\":\"Exists\"}]}}"
 #define PLAIN "\"template\":{\"spec\":{\"tolerations\":[{\"key\":\"gpu\"}]}}"
 
-static json_t *load(const char *text)
-{
-	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
-
-	if (text && !j)
-		fail_msg("bad test JSON: %s", text);
-	return j;
-}
 
 struct row {
 	const char *what;
