@@ -463,6 +463,12 @@ static int hib_wake(struct pass *s)
 	const char *vm = s->pod.vm_name;
 	int r;
 
+	/* A wake completed for this generation is history: a hibernate annotation set since
+	 * (a suspend of the whole CocoonSet) is a newer intent, not ours to undo. The original
+	 * undid it on every pod event, and the suspend re-set it: two writers in a loop. */
+	if (phase_is(s->h, PHASE_ACTIVE) && s->h->desire == HIB_DESIRE_WAKE &&
+	    (s->h->api == CS_API_LEGACY || s->h->observed_generation == s->h->generation))
+		return 0;
 	if ((r = retry_after_failure(s, "Wake")) < 0)
 		return r;
 	/* Before the fast path, so a pod found running still loses the annotation (PR #10). */
