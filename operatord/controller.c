@@ -708,6 +708,7 @@ static void controller_on_drain(struct loop *l, void *u)
 static int controller_on_resync(sd_event_source *s, uint64_t usec, void *u)
 {
 	struct controller *c = u;
+	int r;
 
 	if (c->leading && !c->draining)
 		for (int k = KIND_CH; k <= KIND_HIB; k++) {
@@ -718,7 +719,13 @@ static int controller_on_resync(sd_event_source *s, uint64_t usec, void *u)
 			json_array_foreach(l, i, o)
 				enqueue_obj(c, k, o);
 		}
-	return sd_event_source_set_time_relative(s, OPERATORD_RESYNC_USEC);
+	/* A timer is one-shot: moving it does not enable it again. */
+	r = sd_event_source_set_time_relative(s, OPERATORD_RESYNC_USEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_warning_errno(r, "cannot re-arm the hibernation resync timer: %m");
+	return 0;
 }
 
 /* ---- set-up ---- */
