@@ -2,7 +2,14 @@
 # Admission throughput and latency of webhookd over TLS with keep-alive, side by side with
 # nginx serving a static JSON reply of the same size over the same certificate, in the same
 # run; then webhookd's resident memory. Figures, not a test: it never fails on a number.
-#   BIN=build/bin bench/webhook.sh        (DURATION=10 seconds per run, CONNS=16)
+#   BIN=build/bin bench/webhook.sh        (DURATION=10 seconds per run, CONNS=16, PIN=)
+#
+# Both servers run one thread (nginx: worker_processes 1) and wrk one thread. Each line also
+# gives the server's CPU time per request (user+system, from /proc): on a machine shared with
+# other work, requests per second move with the load, CPU per request much less.
+# PIN=1 puts both servers on CPU 1 and wrk on CPU 0, so client and server never share a core
+# (on two cores a one-connection run then pays a cross-CPU wakeup per request; unpinned, the
+# scheduler may run them on one core in turn). Unpinned by default.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/tests/integration/lib.sh"
@@ -11,6 +18,7 @@ lib_init
 : "${BIN:=$ROOT/build/bin}"
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
+PIN=${PIN:-}
 for t in wrk nginx openssl; do command -v "$t" >/dev/null || { echo "bench-webhook: $t missing"; exit 1; }; done
 
 D=$TEST_TMP
@@ -63,6 +71,15 @@ NGX
 nginx -c "$D/nginx.conf" -e "$D/nginx/error.log" &
 lib_bg $!
 wait_port 127.0.0.1 "$nport"
+wait_for 10 "the nginx worker" bash -c "pgrep -P \$(cat '$D/nginx/nginx.pid')"
+npid=$(pgrep -P "$(cat "$D/nginx/nginx.pid")" | head -1)
+wrk_cpu=()
+if [ -n "$PIN" ]; then
+	taskset -pc 1 "$pid" >/dev/null
+	taskset -apc 1 "$(cat "$D/nginx/nginx.pid")" >/dev/null
+	taskset -apc 1 "$npid" >/dev/null
+	wrk_cpu=(taskset -c 0)
+fi
 
 cat >"$D/post.lua" <<LUA
 wrk.method = "POST"
@@ -70,34 +87,60 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = io.open("$D/review.json"):read("*a")
 LUA
 
-# run NAME URL CONNS → "rps p50_us p99_us"
+# cpu_ticks PID → user+system clock ticks so far
+cpu_ticks() {
+	awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# run NAME URL CONNS SERVER_PID → "rps p50_us p99_us non2xx cpu_us_per_request"
 run() {
-	wrk -t1 -c"$3" -d"${DURATION}s" --latency -s "$D/post.lua" "$2" >"$D/$1.out" 2>&1
-	python3 - "$D/$1.out" <<'PY'
+	local t0 t1
+	t0=$(cpu_ticks "$4")
+	"${wrk_cpu[@]}" wrk -t1 -c"$3" -d"${DURATION}s" --latency -s "$D/post.lua" "$2" \
+		>"$D/$1.out" 2>&1
+	t1=$(cpu_ticks "$4")
+	python3 - "$D/$1.out" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 def us(v, unit):
     return float(v) * {"us": 1, "ms": 1000, "s": 1e6}[unit]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+n = int(re.search(r"(\d+) requests in", t).group(1))
 lat = {m.group(1): us(m.group(2), m.group(3))
        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)}
 errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-print(f"{rps:.0f} {lat['50']:.0f} {lat['99']:.0f} {errs.group(1) if errs else 0}")
+cpu = int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / n
+print(f"{rps:.0f} {lat['50']:.0f} {lat['99']:.0f} {errs.group(1) if errs else 0} {cpu:.1f}")
 PY
+}
+
+# rss PID → "total anon file" in KiB
+rss() {
+	awk '/^VmRSS/ {t = $2} /^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {print t, a, f}' \
+		"/proc/$1/status"
 }
 
 wh_url="https://127.0.0.1:$port/validate-cocoonset"
 ng_url="https://127.0.0.1:$nport/validate-cocoonset"
-echo "bench-webhook: POST /validate-cocoonset (${#review}-byte AdmissionReview, ${#reply}-byte reply), TLS, keep-alive, ${DURATION}s per run"
+echo "bench-webhook: POST /validate-cocoonset (${#review}-byte AdmissionReview, ${#reply}-byte reply), TLS, keep-alive, ${DURATION}s per run${PIN:+, pinned (servers CPU 1, wrk CPU 0)}"
+read -r idle_rss idle_anon idle_file < <(rss "$pid")
 for conns in 1 "$CONNS"; do
-	read -r w_rps w_p50 w_p99 w_err < <(run "wh-$conns" "$wh_url" "$conns")
-	read -r n_rps n_p50 n_p99 n_err < <(run "ng-$conns" "$ng_url" "$conns")
-	printf '  %2s conn  webhookd %8s req/s  p50 %6s µs  p99 %6s µs  (non-2xx %s)\n' \
-		"$conns" "$w_rps" "$w_p50" "$w_p99" "$w_err"
-	printf '  %2s conn  nginx    %8s req/s  p50 %6s µs  p99 %6s µs  (non-2xx %s)\n' \
-		"$conns" "$n_rps" "$n_p50" "$n_p99" "$n_err"
+	read -r w_rps w_p50 w_p99 w_err w_cpu < <(run "wh-$conns" "$wh_url" "$conns" "$pid")
+	read -r n_rps n_p50 n_p99 n_err n_cpu < <(run "ng-$conns" "$ng_url" "$conns" "$npid")
+	printf '  %2s conn  webhookd %8s req/s  p50 %6s µs  p99 %6s µs  cpu %5s µs/req  (non-2xx %s)\n' \
+		"$conns" "$w_rps" "$w_p50" "$w_p99" "$w_cpu" "$w_err"
+	printf '  %2s conn  nginx    %8s req/s  p50 %6s µs  p99 %6s µs  cpu %5s µs/req  (non-2xx %s)\n' \
+		"$conns" "$n_rps" "$n_p50" "$n_p99" "$n_cpu" "$n_err"
 	python3 -c "print(f'  {\"$conns\":>2} conn  throughput ratio webhookd/nginx: {$w_rps/$n_rps:.2f}')"
 done
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+# Resident memory counts the shared libraries' pages too (libcrypto, libcurl and the ~30
+# libraries it pulls in): "file" is that part, "anon" webhookd's own. After a quiet tick
+# webhookd gives freed heap pages back (malloc_trim), so the figure is taken again then.
+read -r run_rss run_anon run_file < <(rss "$pid")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-echo "  webhookd RSS after the runs: $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)"
+sleep 5
+read -r set_rss set_anon set_file < <(rss "$pid")
+kib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
+echo "  webhookd RSS idle before: $(kib "$idle_rss") (anon $(kib "$idle_anon"), file $(kib "$idle_file"))"
+echo "  webhookd RSS after the runs: $(kib "$run_rss") (anon $(kib "$run_anon"), file $(kib "$run_file")), peak $(kib "$hwm")"
+echo "  webhookd RSS 5 s later: $(kib "$set_rss") (anon $(kib "$set_anon"), file $(kib "$set_file"))"

@@ -5,7 +5,14 @@
  * "decode admission review". Here every field a handler reads is type-checked and the 400
  * body keeps the original's words first, then says where and what was wrong, so a
  * misconfigured caller sees its mistake. Duplicate keys and trailing bytes are refused: a
- * body the apiserver would never send is one we should not guess about. */
+ * body the apiserver would never send is one we should not guess about.
+ *
+ * Every pod CREATE and workload UPDATE passes through here ("partial decoding must stay
+ * cheap", operator-webhook.md §7.9), so a well-formed body takes a fast path that reads the
+ * envelope in place and builds json_t only for request.object and request.oldObject; any
+ * body it cannot take whole goes through the strict decoder over jansson's document, which
+ * words the errors.
+ * The responses are written as text directly, not built as json_t and dumped. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -304,31 +311,432 @@ static int parse_request(const json_t *req, struct admission_request *a, char **
 	return 0;
 }
 
-int admission_request_parse(const void *body, size_t len, struct admission_request **ret,
-			    char **ret_error)
+/* ---- the fast path: the envelope read in place ----
+ *
+ * The decoder above needs a json_t for every value of the envelope, though it only keeps a
+ * few strings from it and request.object / request.oldObject. This walks the body once,
+ * checks the envelope with the same rules and builds only those two objects. It only
+ * handles bodies the rules accept: anything else (a type they refuse, a missing field, a
+ * duplicate, anything the fast reader leaves to jansson) is -EINVAL, and the body goes the
+ * slow way, where the error gets its words. */
+
+/* The strings a request keeps, by where they go. */
+enum {
+	S_UID,
+	S_KIND,
+	S_RESOURCE,
+	S_SUB_RESOURCE,
+	S_NAMESPACE,
+	S_NAME,
+	S_USERNAME,
+	_S_MAX,
+};
+
+struct scan {
+	struct fastjson_reader r;
+	struct buf strings; /* the kept strings, each NUL-terminated */
+	ssize_t at[_S_MAX]; /* offsets into strings, -1: absent */
+	enum admission_operation operation;
+	bool have_operation, dry_run;
+	json_t *object, *old_object;
+};
+
+static bool key_is(const char *key, size_t len, const char *name)
 {
-	_cleanup_(admission_request_freep) struct admission_request *a = NULL;
-	char *error = NULL;
-	const json_t *req = NULL;
-	json_error_t jerr;
+	return strlen(name) == len && memcmp(key, name, len) == 0;
+}
+
+/* Index of key in names (NULL-terminated), or -1. */
+static int key_index(const char *key, size_t len, const char *const *names)
+{
+	for (int i = 0; names[i]; i++)
+		if (key_is(key, len, names[i]))
+			return i;
+	return -1;
+}
+
+/* A member not in names: skipped, but duplicates still count. */
+static int scan_unknown(struct scan *s, struct fastjson_keys *keys, const char *key, size_t len)
+{
+	int r = fastjson_keys_add(keys, &s->r, key, len);
+
+	return r < 0 ? r : fastjson_skip_value(&s->r);
+}
+
+/* Marks known member i seen: -EINVAL when it already was (a duplicate key). */
+static int scan_seen(unsigned *seen, int i)
+{
+	if (*seen & (1u << i))
+		return -EINVAL;
+	*seen |= 1u << i;
+	return 0;
+}
+
+/* null, or a string: kept as slot (when >= 0), non-empty when required. */
+static int scan_string(struct scan *s, int slot, bool required)
+{
+	const char *v;
+	size_t n;
 	int r;
 
-	if (len > ADMISSION_BODY_MAX)
-		r = bad(&error, DECODE_PREFIX, "body of %zu bytes exceeds the %u byte limit", len,
-			ADMISSION_BODY_MAX);
-	else {
-		a = calloc(1, sizeof *a);
-		if (!a)
-			return -ENOMEM;
-		a->review = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-		if (!a->review)
-			r = bad(&error, DECODE_PREFIX, "line %d column %d: %s", jerr.line,
-				jerr.column, jerr.text);
+	if (fastjson_peek(&s->r) == JSON_NULL)
+		return !required && fastjson_read_value(&s->r) ? 0 : -EINVAL;
+	r = fastjson_read_string(&s->r, &v, &n);
+	if (r < 0 || (required && n == 0))
+		return -EINVAL;
+	if (slot < 0)
+		return 0;
+	s->at[slot] = (ssize_t)s->strings.len;
+	r = buf_append(&s->strings, v, n);
+	return r < 0 ? r : buf_append(&s->strings, "", 1);
+}
+
+/* null, or an object (kept when keep is set). */
+static int scan_object(struct scan *s, json_t **keep)
+{
+	int t = fastjson_peek(&s->r);
+
+	if (t == JSON_NULL)
+		return fastjson_read_value(&s->r) ? 0 : -EINVAL;
+	if (t != JSON_OBJECT)
+		return -EINVAL;
+	if (!keep)
+		return fastjson_skip_value(&s->r);
+	*keep = fastjson_read_value(&s->r);
+	return *keep ? 0 : -EINVAL;
+}
+
+/* null, or an array of strings. */
+static int scan_strings(struct scan *s)
+{
+	bool first = true;
+	int r;
+
+	if (fastjson_peek(&s->r) == JSON_NULL)
+		return fastjson_read_value(&s->r) ? 0 : -EINVAL;
+	while ((r = fastjson_next_element(&s->r, &first)) > 0)
+		if (fastjson_peek(&s->r) != JSON_STRING || scan_string(s, -1, false) < 0)
+			return -EINVAL;
+	return r;
+}
+
+/* {group, version, <name>} of request.kind, .resource, .requestKind, .requestResource. */
+static int scan_group_version(struct scan *s, const char *name, int slot, bool required)
+{
+	enum { G_GROUP, G_VERSION, G_NAME };
+	const char *const names[] = {
+		[G_GROUP] = "group", [G_VERSION] = "version", [G_NAME] = name, NULL
+	};
+	struct fastjson_keys keys = { 0 };
+	unsigned seen = 0;
+	bool first = true;
+	const char *key;
+	size_t len;
+	int r, i;
+
+	if (fastjson_peek(&s->r) == JSON_NULL)
+		return !required && fastjson_read_value(&s->r) ? 0 : -EINVAL;
+	while ((r = fastjson_next_member(&s->r, &first, &key, &len)) > 0) {
+		i = key_index(key, len, names);
+		if (i < 0)
+			r = scan_unknown(s, &keys, key, len);
+		else if (scan_seen(&seen, i) < 0)
+			r = -EINVAL;
+		else if (i == G_NAME)
+			r = scan_string(s, slot, required);
 		else
-			r = parse_envelope(a->review, &req, &error);
-		if (r >= 0)
-			r = parse_request(req, a, &error);
+			r = scan_string(s, -1, false);
+		if (r < 0)
+			return r;
 	}
+	return r < 0 || (required && s->at[slot] < 0) ? -EINVAL : 0;
+}
+
+/* null, or {key: null or [string]}. */
+static int scan_extra(struct scan *s)
+{
+	struct fastjson_keys keys = { 0 };
+	bool first = true;
+	const char *key;
+	size_t len;
+	int r;
+
+	if (fastjson_peek(&s->r) == JSON_NULL)
+		return fastjson_read_value(&s->r) ? 0 : -EINVAL;
+	while ((r = fastjson_next_member(&s->r, &first, &key, &len)) > 0)
+		if (fastjson_keys_add(&keys, &s->r, key, len) < 0 || scan_strings(s) < 0)
+			return -EINVAL;
+	return r;
+}
+
+static int scan_user_info(struct scan *s)
+{
+	enum { U_UID, U_GROUPS, U_EXTRA, U_USERNAME };
+	static const char *const names[] = {
+		[U_UID] = "uid",
+		[U_GROUPS] = "groups",
+		[U_EXTRA] = "extra",
+		[U_USERNAME] = "username",
+		NULL,
+	};
+	struct fastjson_keys keys = { 0 };
+	unsigned seen = 0;
+	bool first = true;
+	const char *key;
+	size_t len;
+	int r, i;
+
+	if (fastjson_peek(&s->r) == JSON_NULL)
+		return fastjson_read_value(&s->r) ? 0 : -EINVAL;
+	while ((r = fastjson_next_member(&s->r, &first, &key, &len)) > 0) {
+		i = key_index(key, len, names);
+		if (i < 0)
+			r = scan_unknown(s, &keys, key, len);
+		else if (scan_seen(&seen, i) < 0)
+			r = -EINVAL;
+		else if (i == U_UID)
+			r = scan_string(s, -1, false);
+		else if (i == U_GROUPS)
+			r = scan_strings(s);
+		else if (i == U_EXTRA)
+			r = scan_extra(s);
+		else
+			r = scan_string(s, S_USERNAME, false);
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+static int scan_operation(struct scan *s)
+{
+	const char *v;
+	size_t n;
+
+	if (fastjson_read_string(&s->r, &v, &n) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < ELEMENTSOF(operation_names); i++)
+		if (key_is(v, n, operation_names[i])) {
+			s->operation = (enum admission_operation)i;
+			s->have_operation = true;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int scan_dry_run(struct scan *s)
+{
+	int t = fastjson_peek(&s->r);
+	json_t *v;
+
+	if (t != JSON_NULL && t != JSON_TRUE && t != JSON_FALSE)
+		return -EINVAL;
+	/* Literals are jansson's shared singletons: nothing to release. */
+	v = fastjson_read_value(&s->r);
+	if (!v)
+		return -EINVAL;
+	s->dry_run = json_is_true(v);
+	return 0;
+}
+
+/* The members of request the decoder reads. */
+enum {
+	R_UID,
+	R_KIND,
+	R_RESOURCE,
+	R_REQUEST_KIND,
+	R_REQUEST_RESOURCE,
+	R_SUB_RESOURCE,
+	R_REQUEST_SUB_RESOURCE,
+	R_NAMESPACE,
+	R_NAME,
+	R_OPERATION,
+	R_USER_INFO,
+	R_OBJECT,
+	R_OLD_OBJECT,
+	R_OPTIONS,
+	R_DRY_RUN,
+	_R_MAX,
+};
+
+static const char *const request_names[_R_MAX + 1] = {
+	[R_UID] = "uid",
+	[R_KIND] = "kind",
+	[R_RESOURCE] = "resource",
+	[R_REQUEST_KIND] = "requestKind",
+	[R_REQUEST_RESOURCE] = "requestResource",
+	[R_SUB_RESOURCE] = "subResource",
+	[R_REQUEST_SUB_RESOURCE] = "requestSubResource",
+	[R_NAMESPACE] = "namespace",
+	[R_NAME] = "name",
+	[R_OPERATION] = "operation",
+	[R_USER_INFO] = "userInfo",
+	[R_OBJECT] = "object",
+	[R_OLD_OBJECT] = "oldObject",
+	[R_OPTIONS] = "options",
+	[R_DRY_RUN] = "dryRun",
+};
+
+static int scan_request_member(struct scan *s, int member)
+{
+	switch (member) {
+	case R_UID:
+		return scan_string(s, S_UID, true);
+	case R_KIND:
+		return scan_group_version(s, "kind", S_KIND, true);
+	case R_RESOURCE:
+		return scan_group_version(s, "resource", S_RESOURCE, true);
+	case R_REQUEST_KIND:
+		return scan_group_version(s, "kind", -1, false);
+	case R_REQUEST_RESOURCE:
+		return scan_group_version(s, "resource", -1, false);
+	case R_SUB_RESOURCE:
+		return scan_string(s, S_SUB_RESOURCE, false);
+	case R_REQUEST_SUB_RESOURCE:
+		return scan_string(s, -1, false);
+	case R_NAMESPACE:
+		return scan_string(s, S_NAMESPACE, false);
+	case R_NAME:
+		return scan_string(s, S_NAME, false);
+	case R_OPERATION:
+		return scan_operation(s);
+	case R_USER_INFO:
+		return scan_user_info(s);
+	case R_OBJECT:
+		return scan_object(s, &s->object);
+	case R_OLD_OBJECT:
+		return scan_object(s, &s->old_object);
+	case R_OPTIONS:
+		return scan_object(s, NULL);
+	default:
+		return scan_dry_run(s);
+	}
+}
+
+static int scan_request(struct scan *s)
+{
+	struct fastjson_keys keys = { 0 };
+	unsigned seen = 0;
+	bool first = true;
+	const char *key;
+	size_t len;
+	int r, i;
+
+	if (fastjson_peek(&s->r) != JSON_OBJECT)
+		return -EINVAL;
+	while ((r = fastjson_next_member(&s->r, &first, &key, &len)) > 0) {
+		i = key_index(key, len, request_names);
+		if (i < 0)
+			r = scan_unknown(s, &keys, key, len);
+		else
+			r = scan_seen(&seen, i) < 0 ? -EINVAL : scan_request_member(s, i);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0 || s->at[S_UID] < 0 || s->at[S_KIND] < 0 || s->at[S_RESOURCE] < 0 ||
+	    !s->have_operation)
+		return -EINVAL;
+	return 0;
+}
+
+/* A string member that must be exactly want. */
+static int scan_constant(struct scan *s, const char *want)
+{
+	const char *v;
+	size_t n;
+
+	return fastjson_read_string(&s->r, &v, &n) < 0 || !key_is(v, n, want) ? -EINVAL : 0;
+}
+
+static int scan_review(struct scan *s)
+{
+	enum { V_API_VERSION, V_KIND, V_REQUEST };
+	static const char *const names[] = {
+		[V_API_VERSION] = "apiVersion",
+		[V_KIND] = "kind",
+		[V_REQUEST] = "request",
+		NULL,
+	};
+	struct fastjson_keys keys = { 0 };
+	unsigned seen = 0;
+	bool first = true;
+	const char *key;
+	size_t len;
+	int r, i;
+
+	while ((r = fastjson_next_member(&s->r, &first, &key, &len)) > 0) {
+		i = key_index(key, len, names);
+		if (i < 0)
+			r = scan_unknown(s, &keys, key, len);
+		else if (scan_seen(&seen, i) < 0)
+			r = -EINVAL;
+		else if (i == V_API_VERSION)
+			r = scan_constant(s, ADMISSION_API_VERSION);
+		else if (i == V_KIND)
+			r = scan_constant(s, ADMISSION_REVIEW_KIND);
+		else
+			r = scan_request(s);
+		if (r < 0)
+			return r;
+	}
+	/* All three are required. */
+	if (r < 0 || seen != (1u << V_API_VERSION | 1u << V_KIND | 1u << V_REQUEST) ||
+	    fastjson_finish(&s->r) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* The fast path's result as a request, or -EINVAL for the slow path. */
+static int review_scan(const void *body, size_t len, struct admission_request *a)
+{
+	struct scan s = { .strings = BUF_INIT(0) };
+	char **fields[_S_MAX] = {
+		[S_UID] = (char **)&a->uid,           [S_KIND] = (char **)&a->kind,
+		[S_RESOURCE] = (char **)&a->resource, [S_SUB_RESOURCE] = (char **)&a->sub_resource,
+		[S_NAMESPACE] = (char **)&a->ns,      [S_NAME] = (char **)&a->name,
+		[S_USERNAME] = (char **)&a->username,
+	};
+	int r;
+
+	for (size_t i = 0; i < _S_MAX; i++)
+		s.at[i] = -1;
+	fastjson_reader_init(&s.r, body, len);
+	r = scan_review(&s);
+	fastjson_reader_done(&s.r);
+	if (r >= 0 && !s.strings.data)
+		r = -EINVAL;
+	if (r < 0) {
+		json_decref(s.object);
+		json_decref(s.old_object);
+		buf_free(&s.strings);
+		return r;
+	}
+	a->strings = buf_steal(&s.strings, NULL);
+	for (size_t i = 0; i < _S_MAX; i++)
+		*fields[i] = s.at[i] < 0 ? (char *)"" : a->strings + s.at[i];
+	a->operation = s.operation;
+	a->dry_run = s.dry_run;
+	a->object = s.object;
+	a->old_object = s.old_object;
+	return 0;
+}
+
+/* ---- decoding ---- */
+
+int admission_request_decode(json_t *review, struct admission_request **ret, char **ret_error)
+{
+	_cleanup_(admission_request_freep) struct admission_request *a = NULL;
+	const json_t *req = NULL;
+	char *error = NULL;
+	int r;
+
+	a = calloc(1, sizeof *a);
+	if (!a)
+		return -ENOMEM;
+	a->review = json_incref(review);
+	r = parse_envelope(review, &req, &error);
+	if (r >= 0)
+		r = parse_request(req, a, &error);
 	if (r < 0) {
 		if (ret_error)
 			*ret_error = error;
@@ -336,15 +744,57 @@ int admission_request_parse(const void *body, size_t len, struct admission_reque
 			free(error);
 		return r;
 	}
+	/* The request holds its objects either way (see review_scan()). */
+	json_incref((json_t *)a->object);
+	json_incref((json_t *)a->old_object);
 	*ret = TAKE_PTR(a);
 	return 0;
+}
+
+int admission_request_parse(const void *body, size_t len, struct admission_request **ret,
+			    char **ret_error)
+{
+	_cleanup_(admission_request_freep) struct admission_request *a = NULL;
+	_cleanup_(json_decrefp) json_t *review = NULL;
+	char *error = NULL;
+	json_error_t jerr;
+	int r;
+
+	if (len > ADMISSION_BODY_MAX) {
+		r = bad(&error, DECODE_PREFIX, "body of %zu bytes exceeds the %u byte limit", len,
+			ADMISSION_BODY_MAX);
+		goto fail;
+	}
+	a = calloc(1, sizeof *a);
+	if (!a)
+		return -ENOMEM;
+	if (review_scan(body, len, a) >= 0) {
+		*ret = TAKE_PTR(a);
+		return 0;
+	}
+	/* The slow way: the whole body as json_t (the fast reader for well-formed JSON,
+	 * jansson for its exact verdict on the rest), then the strict decoder's words. */
+	if (fastjson_load(body, len, &review) < 0)
+		review = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (review)
+		return admission_request_decode(review, ret, ret_error);
+	r = bad(&error, DECODE_PREFIX, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+fail:
+	if (ret_error)
+		*ret_error = error;
+	else
+		free(error);
+	return r;
 }
 
 void admission_request_free(struct admission_request *req)
 {
 	if (!req)
 		return;
+	json_decref((json_t *)req->object);
+	json_decref((json_t *)req->old_object);
 	json_decref(req->review);
+	free(req->strings);
 	free(req);
 }
 
@@ -381,98 +831,6 @@ void admission_verdict_done(struct admission_verdict *v)
 	*v = (struct admission_verdict){ 0 };
 }
 
-/* The envelope and its (still incomplete) response object. */
-static int response_new(const char *uid, bool allowed, json_t **ret, json_t **ret_response)
-{
-	json_t *review, *response;
-
-	if (!uid)
-		return -EINVAL;
-	review = json_pack("{s:s, s:s, s:{s:s, s:b}}", "apiVersion", ADMISSION_API_VERSION, "kind",
-			   ADMISSION_REVIEW_KIND, "response", "uid", uid, "allowed", allowed);
-	if (!review)
-		return -EINVAL; /* not UTF-8; the pack allocations cannot be told apart */
-	response = json_object_get(review, "response");
-	*ret = review;
-	if (ret_response)
-		*ret_response = response;
-	return 0;
-}
-
-int admission_response_allow(const char *uid, json_t **ret)
-{
-	return response_new(uid, true, ret, NULL);
-}
-
-int admission_response_deny(const char *uid, const char *message, json_t **ret)
-{
-	json_t *review, *response, *status;
-	int r;
-
-	if (!message)
-		return -EINVAL;
-	r = response_new(uid, false, &review, &response);
-	if (r < 0)
-		return r;
-	status = json_pack("{s:s, s:s}", "message", message, "reason", "Forbidden");
-	if (!status || json_object_set_new(response, "status", status) < 0) {
-		json_decref(review);
-		return -EINVAL;
-	}
-	*ret = review;
-	return 0;
-}
-
-/* RFC 4648 base64 with padding, what Go's []byte JSON encoding produces. */
-static char *base64_encode(const char *data, size_t len)
-{
-	size_t n = 4 * ((len + 2) / 3) + 1;
-	char *out;
-
-	if (len > INT32_MAX)
-		return NULL;
-	out = malloc(n);
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
-	return out;
-}
-
-int admission_response_patch(const char *uid, const json_t *patch, json_t **ret)
-{
-	_cleanup_(freep) char *text = NULL, *encoded = NULL;
-	json_t *review, *response;
-	int r;
-
-	if (!json_is_array(patch))
-		return -EINVAL;
-	text = json_dumps(patch, JSON_COMPACT);
-	if (!text)
-		return -ENOMEM;
-	encoded = base64_encode(text, strlen(text));
-	if (!encoded)
-		return -ENOMEM;
-	r = response_new(uid, true, &review, &response);
-	if (r < 0)
-		return r;
-	if (json_object_set_new(response, "patchType", json_string("JSONPatch")) < 0 ||
-	    json_object_set_new(response, "patch", json_string(encoded)) < 0) {
-		json_decref(review);
-		return -ENOMEM;
-	}
-	*ret = review;
-	return 0;
-}
-
-int admission_response_verdict(const char *uid, const struct admission_verdict *v,
-			       const json_t *patch, json_t **ret)
-{
-	if (!v->allowed)
-		return admission_response_deny(uid, v->message ? v->message : "", ret);
-	if (patch)
-		return admission_response_patch(uid, patch, ret);
-	return admission_response_allow(uid, ret);
-}
-
 static bool isalnum_lower(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -507,6 +865,150 @@ static size_t utf8_decode(const unsigned char *s, uint32_t *ret)
 		return 0;
 	*ret = c;
 	return n;
+}
+
+/* Appends s as a JSON string, escaped as jansson's encoder does it (", \\, \b \f \n \r \t,
+ * other controls as \u00XX, everything else as is), so the reply keeps the bytes the
+ * json_t version of these envelopes had. -EINVAL (nothing appended) when s is not UTF-8. */
+static int append_json_string(struct buf *b, const char *s)
+{
+	static const char esc[] = "\"\\\b\f\n\r\t", letters[] = "\"\\bfnrt";
+	const unsigned char *p = (const unsigned char *)s, *run;
+	size_t start = b->len;
+	uint32_t c;
+	int r;
+
+	for (const unsigned char *q = p; *q;) {
+		size_t n = utf8_decode(q, &c);
+
+		if (n == 0)
+			return -EINVAL;
+		q += n;
+	}
+	r = buf_append(b, "\"", 1);
+	for (run = p; r >= 0 && *p; p++) {
+		const char *e;
+		char seq[8];
+
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue;
+		r = buf_append(b, run, (size_t)(p - run));
+		e = strchr(esc, *p);
+		if (r >= 0 && e)
+			r = buf_append(b, (const char[]){ '\\', letters[e - esc] }, 2);
+		else if (r >= 0) {
+			snprintf(seq, sizeof seq, "\\u%04X", (unsigned)*p);
+			r = buf_append(b, seq, 6);
+		}
+		run = p + 1;
+	}
+	if (r >= 0)
+		r = buf_append(b, run, (size_t)(p - run));
+	if (r >= 0)
+		r = buf_append(b, "\"", 1);
+	if (r < 0) {
+		b->len = start;
+		if (b->data)
+			b->data[start] = 0;
+	}
+	return r;
+}
+
+/* RFC 4648 base64 with padding, what Go's []byte JSON encoding produces. */
+static int append_base64(struct buf *b, const char *data, size_t len)
+{
+	size_t n = 4 * ((len + 2) / 3) + 1;
+	_cleanup_(freep) char *out = NULL;
+
+	if (len > INT32_MAX)
+		return -E2BIG;
+	out = malloc(n);
+	if (!out)
+		return -ENOMEM;
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
+	return buf_append(b, out, n - 1);
+}
+
+/* The envelope around the response's members after uid and allowed (tail, JSON text). */
+static int append_envelope(struct buf *b, const char *uid, bool allowed, const char *message,
+			   const char *patch_text)
+{
+	int r;
+
+	r = buf_append_str(b, "{\"apiVersion\":\"" ADMISSION_API_VERSION
+			      "\",\"kind\":\"" ADMISSION_REVIEW_KIND "\",\"response\":{\"uid\":");
+	if (r >= 0)
+		r = append_json_string(b, uid);
+	if (r >= 0)
+		r = buf_append_str(b, allowed ? ",\"allowed\":true" : ",\"allowed\":false");
+	if (r >= 0 && message) {
+		r = buf_append_str(b, ",\"status\":{\"message\":");
+		if (r >= 0)
+			r = append_json_string(b, message);
+		if (r >= 0)
+			r = buf_append_str(b, ",\"reason\":\"Forbidden\"}");
+	}
+	if (r >= 0 && patch_text) {
+		r = buf_append_str(b, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
+		if (r >= 0)
+			r = append_base64(b, patch_text, strlen(patch_text));
+		if (r >= 0)
+			r = buf_append(b, "\"", 1);
+	}
+	if (r >= 0)
+		r = buf_append_str(b, "}}");
+	return r;
+}
+
+/* Appends the envelope, or nothing on failure. */
+static int response_write(struct buf *out, const char *uid, bool allowed, const char *message,
+			  const json_t *patch)
+{
+	_cleanup_(freep) char *text = NULL;
+	size_t start = out->len;
+	int r;
+
+	if (!uid || (patch && !json_is_array(patch)))
+		return -EINVAL;
+	if (patch) {
+		text = json_dumps(patch, JSON_COMPACT);
+		if (!text)
+			return -ENOMEM;
+	}
+	r = append_envelope(out, uid, allowed, message, text);
+	if (r < 0) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = 0;
+	}
+	return r;
+}
+
+int admission_response_allow(const char *uid, struct buf *out)
+{
+	return response_write(out, uid, true, NULL, NULL);
+}
+
+int admission_response_deny(const char *uid, const char *message, struct buf *out)
+{
+	if (!message)
+		return -EINVAL;
+	return response_write(out, uid, false, message, NULL);
+}
+
+int admission_response_patch(const char *uid, const json_t *patch, struct buf *out)
+{
+	if (!json_is_array(patch))
+		return -EINVAL;
+	return response_write(out, uid, true, NULL, patch);
+}
+
+int admission_response_verdict(const char *uid, const struct admission_verdict *v,
+			       const json_t *patch, struct buf *out)
+{
+	if (!v->allowed)
+		return admission_response_deny(uid, v->message ? v->message : "", out);
+	return response_write(out, uid, true, NULL, patch);
 }
 
 /* Go's strconv.IsPrint is false for controls, spaces other than U+0020, line and

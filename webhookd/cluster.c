@@ -71,7 +71,14 @@ static int cluster_on_ping_timer(sd_event_source *s, uint64_t usec, void *userda
 		if (r < 0)
 			log_debug("cannot ping the apiserver: %s", strerror(-r));
 	}
-	return sd_event_source_set_time_relative(s, CLUSTER_PING_EVERY_USEC);
+	/* A timer is one-shot: moving it does not enable it again. */
+	r = sd_event_source_set_time_relative(s, CLUSTER_PING_EVERY_USEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_warning_errno(r, "cannot re-arm the apiserver ping timer, readiness will lapse "
+				     "when idle: %m");
+	return 0;
 }
 
 static int cluster_informer(struct cluster *c, const struct kube_resource *res,

@@ -67,6 +67,7 @@ struct handlers {
 	struct reserver *reserver;
 	struct metric *admissions, *latency, *reservations, *releases;
 	struct admission_ctx *pending; /* requests waiting for the apiserver */
+	struct buf response;           /* each reply is written here, then copied out */
 };
 
 static const struct kube_resource cocoonhibernations = { "cocoonset.cocoonstack.io", "v1",
@@ -115,10 +116,11 @@ static void record(struct handlers *h, const char *handler, enum admission_resul
 /* Sends the verdict (and patch) and frees ctx. */
 static void handlers_finish(struct admission_ctx *ctx)
 {
-	_cleanup_(json_decrefp) json_t *response = NULL;
+	struct buf *response = &ctx->h->response;
 	int r;
 
-	r = admission_response_verdict(ctx->ar->uid, &ctx->verdict, ctx->patch, &response);
+	buf_reset(response);
+	r = admission_response_verdict(ctx->ar->uid, &ctx->verdict, ctx->patch, response);
 	if (r < 0) {
 		log_warning_errno(r, "%s: cannot encode the response for %s: %m", ctx->route->path,
 				  ctx->ar->uid);
@@ -126,7 +128,7 @@ static void handlers_finish(struct admission_ctx *ctx)
 		record(ctx->h, ctx->route->metric, ADMISSION_RESULT_ERROR, "encode",
 		       ctx->start_usec);
 	} else {
-		(void)http_reply_json(ctx->req, 200, response);
+		(void)http_reply(ctx->req, 200, "application/json", response->data, response->len);
 		record(ctx->h, ctx->route->metric, ctx->verdict.result, ctx->verdict.reason,
 		       ctx->start_usec);
 	}
@@ -389,6 +391,7 @@ int handlers_new(struct http_server *s, struct metrics *m, struct cluster *c, st
 	if (!h)
 		return -ENOMEM;
 	h->cluster = c;
+	h->response = BUF_INIT(0);
 	r = reserver_new(c, &h->reserver);
 	if (r >= 0)
 		r = handlers_metrics(h, m);
@@ -410,6 +413,7 @@ void handlers_free(struct handlers *h)
 	while (h->pending)
 		ctx_free(h->pending);
 	reserver_free(h->reserver);
+	buf_free(&h->response);
 	free(h);
 }
 

@@ -6,8 +6,14 @@
  * key pair is loaded at start (fatal when missing or invalid: there is no self-signed
  * fallback, as in the original) and reloaded whenever the files change; a failed reload
  * keeps the previous certificate. SIGTERM drains both servers for at most 15 s.
- * /readyz is cluster_ready(): caches synced and the apiserver heard from recently. */
+ * /readyz is cluster_ready(): caches synced and the apiserver heard from recently.
+ *
+ * After a burst of admissions the heap keeps the pages its connections used (TLS handshakes
+ * and buffers, mostly), free but scattered between live blocks, so the heap top cannot
+ * shrink on its own: once a tick passes with no request answered, malloc_trim() hands the
+ * free pages back to the kernel. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +33,14 @@ struct webhookd {
 	struct cluster *cluster;
 	struct handlers *handlers;
 	struct reaper *reaper;
+	sd_event_source *trim_timer;
+	uint64_t trim_requests; /* admission requests counted at the last tick */
+	bool trim_due;          /* some were answered since the last trim */
 	unsigned draining;
 	char description[256];
 };
+
+#define WEBHOOKD_TRIM_TICK_USEC (2 * USEC_PER_SEC)
 
 static bool webhookd_ready(void *userdata, const char **ret_reason)
 {
@@ -46,6 +57,28 @@ static void webhookd_on_tls_reload(struct tls_rotation *r, int result, void *use
 			    tls_last_error());
 	else
 		log_notice("TLS key pair reloaded");
+}
+
+static int webhookd_on_trim_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct webhookd *w = userdata;
+	struct http_server_stats st;
+	int r;
+
+	http_server_get_stats(w->admission, &st);
+	if (st.requests != w->trim_requests) {
+		w->trim_requests = st.requests;
+		w->trim_due = true;
+	} else if (w->trim_due) {
+		(void)malloc_trim(0);
+		w->trim_due = false;
+	}
+	r = sd_event_source_set_time_relative(s, WEBHOOKD_TRIM_TICK_USEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_warning_errno(r, "cannot re-arm the memory trim timer: %m");
+	return 0;
 }
 
 static void webhookd_on_server_stopped(struct http_server *s, void *userdata)
@@ -159,6 +192,10 @@ int webhookd_new(struct loop *loop, const struct webhookd_config *cfg, struct we
 	r = loop_add_drain(loop, webhookd_on_drain, w);
 	if (r < 0)
 		return log_error_errno(r, "cannot register the shutdown drain: %m");
+	r = sd_event_add_time_relative(e, &w->trim_timer, CLOCK_MONOTONIC, WEBHOOKD_TRIM_TICK_USEC,
+				       0, webhookd_on_trim_tick, w);
+	if (r < 0)
+		return log_error_errno(r, "cannot arm the memory trim timer: %m");
 	*ret = TAKE_PTR(w);
 	return 0;
 }
@@ -167,6 +204,7 @@ void webhookd_free(struct webhookd *w)
 {
 	if (!w)
 		return;
+	sd_event_source_disable_unref(w->trim_timer);
 	tls_rotation_free(w->rotation);
 	http_server_free(w->admission);
 	http_server_free(w->metrics_server);

@@ -10,6 +10,7 @@
  *
  * CocoonHibernation uniqueness needs the namespace's CocoonHibernations; the caller lists
  * them and passes the result (or the LIST error) in, so this file stays pure. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -160,22 +161,18 @@ static int decode_error(struct decoder *d, const char *fmt, ...)
 	return r < 0 ? -ENOMEM : -EINVAL;
 }
 
-/* Appends ".name" or "[i]" to the path; returns the length to restore. */
-static int path_push(struct decoder *d, const char *fmt, ...) _printf_(2, 3);
-static int path_push(struct decoder *d, const char *fmt, ...)
+/* Appends before, name and after to the path ("." "agent" "", "[\"" "cpu" "\"]"); returns
+ * the length to restore. Plain appends: every decoded field passes here. */
+static int path_push(struct decoder *d, const char *before, const char *name, const char *after)
 {
 	size_t saved = d->path.len;
-	char *s;
-	va_list ap;
 	int r;
 
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		return -ENOMEM;
-	r = buf_append_str(&d->path, s);
-	free(s);
+	r = buf_append_str(&d->path, before);
+	if (r >= 0)
+		r = buf_append_str(&d->path, name);
+	if (r >= 0)
+		r = buf_append_str(&d->path, after);
 	return r < 0 ? r : (int)saved;
 }
 
@@ -235,33 +232,55 @@ static int decode_quantity(struct decoder *d, const json_t *v, json_t **ret)
 
 static int decode_value(struct decoder *d, const json_t *v, const struct field *f, json_t **ret);
 
-/* The known members of v into out: unknown ones are dropped, as Go's decoder drops them. */
+/* The most fields a table has once its inline tables are expanded (ToolboxSpec: 15). */
+#define FIELDS_MAX 32
+
+/* Appends the entries of a table to out[n..], inline tables expanded in place. */
+static size_t fields_flatten(const struct field *members, const struct field **out, size_t n)
+{
+	for (const struct field *m = members; m->name; m++) {
+		if (m->type == FIELD_INLINE) {
+			n = fields_flatten(m->members, out, n);
+			continue;
+		}
+		assert(n < FIELDS_MAX);
+		out[n++] = m;
+	}
+	return n;
+}
+
+/* The known members of v into out, in table order (so the error reported is the first
+ * field's in the table): unknown ones are dropped, as Go's decoder drops them. Each member
+ * of v is matched against the table once, cheaper than a lookup per field of the table,
+ * since objects carry few of the fields they could. */
 static int decode_members(struct decoder *d, const json_t *v, const struct field *members,
 			  json_t *out)
 {
+	const struct field *fields[FIELDS_MAX];
+	const json_t *values[FIELDS_MAX] = { 0 };
+	size_t n = fields_flatten(members, fields, 0);
+	const char *key;
+	json_t *mv;
 	int r;
 
-	for (const struct field *m = members; m->name; m++) {
-		const json_t *mv = json_object_get(v, m->name);
+	json_object_foreach ((json_t *)v, key, mv)
+		for (size_t i = 0; i < n; i++)
+			if (streq(fields[i]->name, key))
+				values[i] = mv;
+	for (size_t i = 0; i < n; i++) {
 		json_t *nv = NULL;
 		int saved;
 
-		if (m->type == FIELD_INLINE) {
-			r = decode_members(d, v, m->members, out);
-			if (r < 0)
-				return r;
+		if (!values[i] || json_is_null(values[i]))
 			continue;
-		}
-		if (!mv || json_is_null(mv))
-			continue;
-		saved = path_push(d, "%s%s", d->path.len ? "." : "", m->name);
+		saved = path_push(d, d->path.len ? "." : "", fields[i]->name, "");
 		if (saved < 0)
 			return saved;
-		r = decode_value(d, mv, m, &nv);
+		r = decode_value(d, values[i], fields[i], &nv);
 		if (r < 0)
 			return r;
 		path_pop(d, saved);
-		if (nv && json_object_set_new(out, m->name, nv) < 0)
+		if (nv && json_object_set_new(out, fields[i]->name, nv) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -299,8 +318,11 @@ static int decode_array(struct decoder *d, const json_t *v, const struct field *
 		return -ENOMEM;
 	json_array_foreach (v, i, e) {
 		json_t *ne = NULL;
-		int saved = path_push(d, "[%zu]", i);
+		char index[24];
+		int saved;
 
+		snprintf(index, sizeof index, "%zu", i);
+		saved = path_push(d, "[", index, "]");
 		if (saved < 0)
 			return saved;
 		/* Elements keep their position even when empty: a null element decodes to
@@ -330,7 +352,7 @@ static int decode_quantity_map(struct decoder *d, const json_t *v, json_t **ret)
 		return -ENOMEM;
 	json_object_foreach ((json_t *)v, key, e) {
 		json_t *q = NULL;
-		int saved = path_push(d, "[\"%s\"]", key);
+		int saved = path_push(d, "[\"", key, "\"]");
 
 		if (saved < 0)
 			return saved;
@@ -354,7 +376,8 @@ static int decode_value(struct decoder *d, const json_t *v, const struct field *
 	case FIELD_STRING:
 		if (!json_is_string(v))
 			return decode_error(d, "expected a string, got %s", type_name(v));
-		*ret = json_string_length(v) ? json_deep_copy(v) : NULL;
+		/* Shared, not copied: neither tree is ever modified. */
+		*ret = json_string_length(v) ? json_incref((json_t *)v) : NULL;
 		break;
 	case FIELD_BOOL:
 		if (!json_is_boolean(v))

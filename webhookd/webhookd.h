@@ -13,7 +13,7 @@
  *   reserve.c    /mutate's ConfigMap read-modify-write: resourceVersion preconditions,
  *                create on 404, bounded conflict retries, one writer per pool per process
  *   reaper.c     the periodic release of reservations whose pod is gone
- *   admission.c, validate.c, workload.c, affinity.c: the pure decisions (below) */
+ *   admission.c, fastjson.c, validate.c, workload.c, affinity.c: the pure decisions (below) */
 #pragma once
 
 #include <jansson.h>
@@ -75,11 +75,13 @@ json_t *cluster_nodes(const struct cluster *c);
 /* Readiness tolerates this much silence; an idle webhook pings /version before it. */
 #define CLUSTER_CONTACT_MAX_USEC (15 * 1000000ULL)
 
-/* ---- Admission decisions (admission.c, validate.c, workload.c, affinity.c) ----------------
+/* ---- Admission decisions (admission.c, fastjson.c, validate.c, workload.c, affinity.c) ----
  *
  *   admission.c  the AdmissionReview v1 decoder (strict; 400 texts of operator-webhook.md
  *                §3.2), the response envelopes (allow, deny, JSONPatch) and the verdict
  *                every handler returns
+ *   fastjson.c   the decoder's JSON reader: text → json_t without json_loadb(), or a
+ *                cursor that builds only what the envelope decoder keeps
  *   validate.c   /validate-cocoonset and /validate-cocoonhibernation (§3.5–3.6)
  *   workload.c   /validate: the scale-down guard for Deployments and StatefulSets (§3.4)
  *   affinity.c   /mutate's sticky reservations (§3.9 G2 design with CONTRACT.md §4 fixes):
@@ -108,10 +110,12 @@ enum admission_operation {
 	ADMISSION_CONNECT,
 };
 
-/* One decoded AdmissionReview. The strings and objects point into review and live as long
- * as the request; absent strings are "" (never NULL), absent objects NULL. */
+/* One decoded AdmissionReview. The strings and objects live as long as the request (in
+ * review or strings, whichever way it was decoded); absent strings are "" (never NULL),
+ * absent objects NULL. */
 struct admission_request {
 	json_t *review;
+	char *strings;
 	const char *uid;
 	const char *kind;         /* request.kind.kind: "Pod", "Deployment", "Scale", … */
 	const char *resource;     /* request.resource.resource: "pods", "deployments", … */
@@ -125,12 +129,56 @@ struct admission_request {
 	bool dry_run;
 };
 
+/* fastjson.c — reads text as json_loadb(text, len, JSON_REJECT_DUPLICATES) would, when it can
+ * do so exactly: -EINVAL for anything else (bad JSON, duplicate keys, \u0000, numbers that
+ * need jansson's range checks, deep nesting, no memory), which the caller hands to jansson
+ * for its verdict and message. Never a different value from jansson's. */
+int fastjson_load(const void *text, size_t len, json_t **ret);
+
+/* The same reader as a cursor, for a decoder that walks a document and builds only what it
+ * keeps. Every call returns -EINVAL (or NULL) for what only jansson may judge; the decoder
+ * then starts over with jansson. Strings are unescaped: they point into the text, or into
+ * the reader's scratch buffer (escaped ones) until the next string is read. */
+struct fastjson_reader {
+	const unsigned char *p, *end;
+	struct buf scratch;
+};
+void fastjson_reader_init(struct fastjson_reader *r, const void *text, size_t len);
+void fastjson_reader_done(struct fastjson_reader *r);
+/* The type of the next value (any number is JSON_INTEGER), or -EINVAL. */
+int fastjson_peek(struct fastjson_reader *r);
+/* Walks an object: *first starts true (the '{' is read then). 1 with the next key (its ':'
+ * read; the value is next), 0 after the closing '}'. Duplicates are the caller's to find. */
+int fastjson_next_member(struct fastjson_reader *r, bool *first, const char **ret_key,
+			 size_t *ret_len);
+/* Walks an array the same way: 1 when an element is next, 0 after the closing ']'. */
+int fastjson_next_element(struct fastjson_reader *r, bool *first);
+int fastjson_read_string(struct fastjson_reader *r, const char **ret, size_t *ret_len);
+/* The next value as jansson would build it (NULL: -EINVAL). */
+json_t *fastjson_read_value(struct fastjson_reader *r);
+/* The next value checked as fastjson_load() would, built for nothing. */
+int fastjson_skip_value(struct fastjson_reader *r);
+/* Only whitespace is left. */
+int fastjson_finish(struct fastjson_reader *r);
+/* The keys of one object, compared as written, to find duplicates: -EINVAL for a duplicate,
+ * an escaped key (it may equal one spelled differently) or more than 32 keys. */
+struct fastjson_keys {
+	const char *key[32];
+	size_t len[32];
+	size_t n;
+};
+int fastjson_keys_add(struct fastjson_keys *keys, const struct fastjson_reader *r, const char *key,
+		      size_t len);
+
 /* Decodes a request body. Every field read is type-checked; unknown fields are ignored.
  * On bad input returns -EBADMSG and a message that is the HTTP 400 body, starting with
  * the original's text: "decode admission review: <where and what>" or "admission review
  * missing request: <detail>". -ENOMEM. */
 int admission_request_parse(const void *body, size_t len, struct admission_request **ret,
 			    char **ret_error);
+/* The same rules over a review already decoded as JSON (what admission_request_parse()
+ * falls back to when its fast path cannot take a body). Takes its own reference. */
+int admission_request_decode(json_t *review, struct admission_request **ret, char **ret_error);
 void admission_request_free(struct admission_request *req);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct admission_request *, admission_request_free);
 const char *admission_operation_to_string(enum admission_operation op);
@@ -159,17 +207,20 @@ int admission_verdict_deny(struct admission_verdict *ret, enum admission_result 
 			   const char *reason, const char *fmt, ...) _printf_(4, 5);
 void admission_verdict_done(struct admission_verdict *v);
 
-/* Response envelopes: {"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
- * "response":{"uid":<uid>,"allowed":…}}. A deny carries status {message, reason
- * "Forbidden"} and no code (the apiserver raises it to 400). A patch must be a JSON array
- * (RFC 6902); it is sent base64-encoded with patchType "JSONPatch". -EINVAL for a uid or
- * message that is not UTF-8 or a patch that is not an array; -ENOMEM. */
-int admission_response_allow(const char *uid, json_t **ret);
-int admission_response_deny(const char *uid, const char *message, json_t **ret);
-int admission_response_patch(const char *uid, const json_t *patch, json_t **ret);
+/* Response envelopes, appended to out as JSON text (compact, members in this order):
+ * {"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":<uid>,
+ * "allowed":…}}. A deny carries status {message, reason "Forbidden"} and no code (the
+ * apiserver raises it to 400). A patch must be a JSON array (RFC 6902); it is sent
+ * base64-encoded with patchType "JSONPatch". Written directly rather than through json_t
+ * and json_dumps(), which cost more than the rest of a small admission. -EINVAL for a uid or
+ * message that is not UTF-8 or a patch that is not an array; -ENOMEM. On failure nothing is
+ * appended. */
+int admission_response_allow(const char *uid, struct buf *out);
+int admission_response_deny(const char *uid, const char *message, struct buf *out);
+int admission_response_patch(const char *uid, const json_t *patch, struct buf *out);
 /* The response for a verdict: allow (with the patch when one is given) or deny. */
 int admission_response_verdict(const char *uid, const struct admission_verdict *v,
-			       const json_t *patch, json_t **ret);
+			       const json_t *patch, struct buf *out);
 
 /* Appends s quoted like Go's %q ("a\"b", "\x01", "\u00a0"), so messages keep the
  * original's wording byte for byte and stay printable. */

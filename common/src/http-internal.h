@@ -8,6 +8,7 @@
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <time.h>
 
 #include "cocoon/buf.h"
 #include "cocoon/http.h"
@@ -16,6 +17,9 @@
 #define HTTP_MAX_HEADERS 256
 /* Bytes read per recv(); also how far input may run ahead of a busy connection. */
 #define HTTP_READ_CHUNK (16 * 1024)
+/* A TLS connection idle this long between requests gives back OpenSSL's read and write
+ * buffers (about 34 KiB); a busy one keeps them, so requests do not pay for them. */
+#define HTTP_TLS_IDLE_RELEASE_USEC (1 * USEC_PER_SEC)
 /* After an error answer: how long to keep reading (and dropping) the rest of the
  * request, so closing does not reset the connection before the client read the answer. */
 #define HTTP_LINGER_USEC (2 * USEC_PER_SEC)
@@ -51,6 +55,10 @@ struct http_server {
 	char *tls_cert, *tls_key, *tls_ca;
 	enum tls_verify tls_verify;
 
+	/* The Date header of this second (RFC 9110 §6.6.1), formatted once per second. */
+	time_t date_sec;
+	char date[40];
+
 	bool shutting_down;
 	sd_event_source *drained_src;
 	void (*on_drained)(struct http_server *s, void *userdata);
@@ -74,17 +82,25 @@ struct http_conn {
 	enum conn_state state;
 	bool closed;
 	bool peer_eof;
+	/* The socket had no more input at the last read (EAGAIN, or a read shorter than asked
+	 * with nothing left in OpenSSL): the next read waits for epoll to say there is some. */
+	bool read_drained;
+	bool recv_short; /* the last recv() returned less than asked for, or nothing */
+	/* conn_pump() is running; a schedule request then means one more round, not a wakeup. */
+	bool pumping, repump;
 
 	int fd;           /* -EBADF for a memory connection */
 	struct buf *sink; /* memory connection: where output goes */
 	sd_event_source *io, *timer, *defer;
 	uint32_t io_events;
+	uint64_t timer_at; /* when the timer fires (0: off); never later than the deadline */
 	char peer[HTTP_PEER_MAX];
 
 	SSL *ssl;
 	bool handshake_done;
-	int tls_read_want;  /* SSL_ERROR_WANT_* that blocked the last read, 0 if none */
-	int tls_write_want; /* … the last write */
+	int tls_read_want;     /* SSL_ERROR_WANT_* that blocked the last read, 0 if none */
+	int tls_write_want;    /* … the last write */
+	bool tls_buffers_held; /* OpenSSL may hold its buffers (since the last release) */
 	char *tls_subject;
 	bool tls_verified;
 
@@ -167,5 +183,9 @@ int http_tls_conn_init(struct http_conn *c);
 int http_tls_handshake(struct http_conn *c);
 ssize_t http_tls_recv(struct http_conn *c, void *p, size_t n);
 ssize_t http_tls_send(struct http_conn *c, const void *p, size_t n);
+/* The last read emptied the socket and OpenSSL holds no further input. */
+bool http_tls_drained(const struct http_conn *c);
+bool http_tls_pending(const struct http_conn *c);
+void http_tls_release_buffers(struct http_conn *c);
 void http_tls_conn_done(struct http_conn *c, int error);
 void http_tls_server_done(struct http_server *s);

@@ -7,7 +7,12 @@
  * source (used when something outside the pump, like a late reply, changed its state), so
  * user callbacks never run nested inside other user calls. Connections are reference
  * counted: closing releases the socket at once, the memory goes when the last caller up
- * the stack lets go. */
+ * the stack lets go.
+ *
+ * System calls per request are kept to what the exchange needs: a read that leaves the
+ * socket empty is the last one until epoll reports more (its io source is level-triggered,
+ * so nothing is missed), and a reply made inside the pump is sent by the pump's next round
+ * rather than by another trip through the event loop. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -135,6 +140,10 @@ void http_conn_unref(struct http_conn *c)
 
 void http_conn_schedule(struct http_conn *c)
 {
+	if (c->pumping) {
+		c->repump = true;
+		return;
+	}
 	if (c->defer && !c->closed)
 		(void)sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
 }
@@ -269,9 +278,18 @@ static ssize_t conn_recv(struct http_conn *c, void *p, size_t n)
 	do
 		r = recv(c->fd, p, n, 0);
 	while (r < 0 && errno == EINTR);
+	c->recv_short = r < (ssize_t)n;
 	if (r < 0)
 		return errno == EAGAIN ? -EAGAIN : -errno;
 	return r;
+}
+
+/* After a successful read: is the socket (and OpenSSL's buffer) empty now? */
+static bool conn_recv_drained(const struct http_conn *c)
+{
+	if (c->ssl && c->state != CONN_LINGER)
+		return http_tls_drained(c);
+	return c->recv_short;
 }
 
 static ssize_t conn_send(struct http_conn *c, const void *p, size_t n)
@@ -364,12 +382,14 @@ static int conn_fill(struct http_conn *c)
 
 	if (c->fd < 0)
 		return 0;
-	while (conn_wants_read(c) && budget > 0) {
+	while (!c->read_drained && conn_wants_read(c) && budget > 0) {
 		size_t want = MIN(sizeof chunk, dropping ? budget : c->in.cap - c->in.len);
 		ssize_t n = conn_recv(c, chunk, want);
 
-		if (n == -EAGAIN)
+		if (n == -EAGAIN) {
+			c->read_drained = true;
 			break;
+		}
 		if (n < 0)
 			return (int)n;
 		progress = 1;
@@ -377,6 +397,7 @@ static int conn_fill(struct http_conn *c)
 			c->peer_eof = true;
 			break;
 		}
+		c->read_drained = conn_recv_drained(c);
 		if (dropping) {
 			budget -= MIN(budget, (size_t)n);
 			continue;
@@ -419,6 +440,21 @@ static int conn_process(struct http_conn *c)
 	return 0;
 }
 
+/* A connection waiting for its next request (nothing being read or sent). */
+static bool conn_is_idle(const struct http_conn *c)
+{
+	return c->state == CONN_READ && !c->parsing && c->out.len == 0;
+}
+
+/* When an idle connection is closed. */
+static uint64_t conn_idle_deadline(const struct http_conn *c)
+{
+	const struct http_server_config *cfg = &c->server->cfg;
+
+	return c->n_requests == 0 ? c->accepted_at + cfg->header_timeout_usec
+				  : c->idle_since + cfg->idle_timeout_usec;
+}
+
 /* When the connection must hear from us next, 0 for never. */
 static uint64_t conn_deadline(const struct http_conn *c)
 {
@@ -428,9 +464,12 @@ static uint64_t conn_deadline(const struct http_conn *c)
 	case CONN_READ:
 		if (c->out.len > 0 && !c->parsing)
 			return c->write_at + cfg->idle_timeout_usec;
+		if (!c->parsing && c->tls_buffers_held)
+			return MIN(conn_idle_deadline(c),
+				   (c->n_requests == 0 ? c->accepted_at : c->idle_since) +
+				       HTTP_TLS_IDLE_RELEASE_USEC);
 		if (!c->parsing)
-			return c->n_requests == 0 ? c->accepted_at + cfg->header_timeout_usec
-						  : c->idle_since + cfg->idle_timeout_usec;
+			return conn_idle_deadline(c);
 		if (!c->parsing->headers_done)
 			return c->begun_at + cfg->header_timeout_usec;
 		return c->headers_at + cfg->body_timeout_usec;
@@ -461,9 +500,9 @@ static void conn_update_sources(struct http_conn *c)
 			events |= c->tls_read_want == SSL_ERROR_WANT_WRITE ? EPOLLOUT : EPOLLIN;
 		if (c->out.len > 0)
 			events |= c->tls_write_want == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT;
-		/* Bytes OpenSSL already decrypted will not wake epoll. (Not SSL_has_pending(): a
-		 * partial record counts there, and waiting for its rest would spin.) */
-		if (c->ssl && conn_wants_read(c) && SSL_pending(c->ssl) > 0)
+		/* Input OpenSSL read ahead will not wake epoll. Once a read found the socket
+		 * empty, what it holds is a partial record whose rest epoll will report. */
+		if (conn_wants_read(c) && !c->read_drained && http_tls_pending(c))
 			http_conn_schedule(c);
 	}
 	/* Nothing wanted: switch the source off, or a hangup would wake us forever. */
@@ -475,25 +514,30 @@ static void conn_update_sources(struct http_conn *c)
 		(void)sd_event_source_set_enabled(c->io, SD_EVENT_ON);
 	}
 
+	/* Deadlines move later with every request; moving the timer each time would update
+	 * the timerfd about once per request. It is only ever moved earlier: one that fires
+	 * before the deadline it stands for re-arms itself (conn_on_timer()). */
 	deadline = conn_deadline(c);
-	if (deadline == 0) {
-		(void)sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
-	} else {
-		(void)sd_event_source_set_time(c->timer, deadline);
-		(void)sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-	}
+	if (deadline != 0 && (c->timer_at == 0 || deadline < c->timer_at) &&
+	    sd_event_source_set_time(c->timer, deadline) >= 0 &&
+	    sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) >= 0)
+		c->timer_at = deadline;
 }
 
 static void conn_pump(struct http_conn *c)
 {
+	bool more = false;
+
 	http_conn_ref(c);
+	c->pumping = true;
 	for (unsigned round = 0; !c->closed; round++) {
 		int r, progress = 0;
 
 		if (c->fd >= 0 && round >= PUMP_ROUNDS) {
-			http_conn_schedule(c);
+			more = true;
 			break;
 		}
+		c->repump = false;
 		if (!c->handshake_done) {
 			r = http_tls_handshake(c);
 			if (r < 0) {
@@ -519,9 +563,14 @@ static void conn_pump(struct http_conn *c)
 		}
 		progress |= r;
 		progress |= conn_process(c);
+		/* Something asked for another look (a reply, a stream write). */
+		progress |= c->repump;
 		if (!progress)
 			break;
 	}
+	c->pumping = c->repump = false;
+	if (more)
+		http_conn_schedule(c);
 	if (!c->closed)
 		conn_update_sources(c);
 	http_conn_unref(c);
@@ -529,7 +578,10 @@ static void conn_pump(struct http_conn *c)
 
 static int conn_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
-	conn_pump(userdata);
+	struct http_conn *c = userdata;
+
+	c->read_drained = false;
+	conn_pump(c);
 	return 0;
 }
 
@@ -543,9 +595,22 @@ static int conn_on_timer(sd_event_source *src, uint64_t usec, void *userdata)
 {
 	struct http_conn *c = userdata;
 	struct http_server *s = c->server;
+	uint64_t deadline = conn_deadline(c);
 
+	c->timer_at = 0;
+	/* Armed for a deadline that has moved on since (or no longer applies). */
+	if (deadline == 0 || http_conn_now(c) < deadline) {
+		conn_update_sources(c);
+		return 0;
+	}
 	switch (c->state) {
 	case CONN_READ:
+		if (conn_is_idle(c) && c->tls_buffers_held &&
+		    http_conn_now(c) < conn_idle_deadline(c)) {
+			http_tls_release_buffers(c);
+			conn_update_sources(c);
+			return 0;
+		}
 		if (c->parsing) {
 			bool body = c->parsing->headers_done;
 			uint64_t ms =

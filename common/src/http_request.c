@@ -405,23 +405,65 @@ static bool token_char(char ch)
 	return isalnum((unsigned char)ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 §5.6.7), formatted once a second. */
+static const char *server_date(struct http_server *s)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	if (t != s->date_sec || !s->date[0]) {
+		strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&t, &tm));
+		s->date_sec = t;
+	}
+	return s->date;
+}
+
+/* v in decimal, in out (at least 21 bytes). */
+static const char *format_uint(char *out, size_t size, uint64_t v)
+{
+	char *p = out + size;
+
+	*--p = 0;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	return p;
+}
+
+/* Appends each string up to the NULL. */
+static int append_strs(struct buf *b, ...) _sentinel_;
+static int append_strs(struct buf *b, ...)
+{
+	const char *s;
+	va_list ap;
+	int r = 0;
+
+	va_start(ap, b);
+	while (r >= 0 && (s = va_arg(ap, const char *)))
+		r = buf_append_str(b, s);
+	va_end(ap);
+	return r;
+}
+
+/* The status line and header fields, by plain appends: formatting them printf-style cost
+ * more than everything else in a small reply. */
 static int response_head(struct http_conn *c, const struct http_request *req, unsigned status,
 			 const char *content_type, size_t len, bool keep_alive)
 {
 	const char *reason = http_status_str((enum http_status)status);
-	struct tm tm;
-	char date[64];
-	time_t t = time(NULL);
+	char code[24], length[24];
 	int r;
 
 	if (reason[0] == '<')
 		reason = "Unknown";
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&t, &tm));
-	r = buf_printf(&c->out, "HTTP/1.1 %u %s\r\nDate: %s\r\n", status, reason, date);
+	r = append_strs(&c->out, "HTTP/1.1 ", format_uint(code, sizeof code, status), " ", reason,
+			"\r\nDate: ", server_date(c->server), "\r\n", NULL);
 	if (r >= 0 && content_type)
-		r = buf_printf(&c->out, "Content-Type: %s\r\n", content_type);
+		r = append_strs(&c->out, "Content-Type: ", content_type, "\r\n", NULL);
 	if (r >= 0 && status != 204 && status != 304)
-		r = buf_printf(&c->out, "Content-Length: %zu\r\n", len);
+		r = append_strs(&c->out,
+				"Content-Length: ", format_uint(length, sizeof length, len), "\r\n",
+				NULL);
 	if (r >= 0 && !keep_alive)
 		r = buf_append_str(&c->out, "Connection: close\r\n");
 	else if (r >= 0 && req && req->http10)

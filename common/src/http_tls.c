@@ -2,7 +2,13 @@
  * OpenSSL 3 (WANT_READ / WANT_WRITE become the io events http.c waits for), the peer
  * certificate of each connection, HTTP/1.1 ALPN, and certificate reload that swaps the
  * SSL_CTX for new connections while open ones keep the context they started with (each
- * SSL holds a reference to its own). */
+ * SSL holds a reference to its own).
+ *
+ * Reads use OpenSSL's read-ahead: one recv() takes whatever the socket holds (a whole
+ * request, often several records) instead of a record header and then its body. Bytes read
+ * ahead stay inside the SSL object, where epoll cannot see them, so http_tls_drained() tells
+ * the pump whether the socket was emptied and nothing is left buffered. Buffers are kept
+ * while a connection is busy and released once it idles (http_tls_release_buffers()). */
 #include <string.h>
 #include <sys/socket.h>
 
@@ -15,12 +21,12 @@
  * client that reset the connection would raise SIGPIPE in a process not ignoring it. */
 static int bio_sock_write(BIO *b, const char *data, int len)
 {
-	int fd = (int)(intptr_t)BIO_get_data(b);
+	struct http_conn *c = BIO_get_data(b);
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
 	do
-		n = send(fd, data, (size_t)len, MSG_NOSIGNAL);
+		n = send(c->fd, data, (size_t)len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno == EAGAIN)
 		BIO_set_retry_write(b);
@@ -29,13 +35,14 @@ static int bio_sock_write(BIO *b, const char *data, int len)
 
 static int bio_sock_read(BIO *b, char *data, int len)
 {
-	int fd = (int)(intptr_t)BIO_get_data(b);
+	struct http_conn *c = BIO_get_data(b);
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
 	do
-		n = recv(fd, data, (size_t)len, 0);
+		n = recv(c->fd, data, (size_t)len, 0);
 	while (n < 0 && errno == EINTR);
+	c->recv_short = n < len;
 	if (n < 0 && errno == EAGAIN)
 		BIO_set_retry_read(b);
 	if (n == 0)
@@ -180,8 +187,9 @@ int http_tls_conn_init(struct http_conn *c)
 		BIO_free(bio);
 		return -ENOMEM;
 	}
-	BIO_set_data(bio, (void *)(intptr_t)c->fd);
+	BIO_set_data(bio, c);
 	SSL_set_bio(c->ssl, bio, bio);
+	SSL_set_read_ahead(c->ssl, 1);
 	SSL_set_accept_state(c->ssl);
 	c->handshake_done = false;
 	return 0;
@@ -194,6 +202,14 @@ void http_tls_conn_done(struct http_conn *c, int error)
 	if (c->ssl && error == 0 && c->handshake_done && c->state == CONN_STREAM)
 		(void)SSL_shutdown(c->ssl);
 	SSL_free(TAKE_PTR(c->ssl));
+}
+
+/* OpenSSL needs an empty error queue before a call to tell its errors apart. Failures are
+ * cleared where they are handled (tls_result()), so this is usually a cheap look. */
+static void tls_clear_errors(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
 }
 
 /* Map a failed SSL call to -EAGAIN (with the direction it waits for), 0 for EOF, or an
@@ -228,7 +244,7 @@ int http_tls_handshake(struct http_conn *c)
 	X509 *peer;
 	int r;
 
-	ERR_clear_error();
+	tls_clear_errors();
 	r = SSL_do_handshake(c->ssl);
 	if (r != 1) {
 		r = tls_result(c, r, &c->tls_read_want);
@@ -238,6 +254,7 @@ int http_tls_handshake(struct http_conn *c)
 	}
 	c->handshake_done = true;
 	c->tls_read_want = 0;
+	c->tls_buffers_held = true;
 	peer = SSL_get1_peer_certificate(c->ssl);
 	if (peer) {
 		/* With verification on, a certificate that failed already failed the handshake;
@@ -255,7 +272,8 @@ ssize_t http_tls_recv(struct http_conn *c, void *p, size_t n)
 {
 	size_t got;
 
-	ERR_clear_error();
+	tls_clear_errors();
+	c->tls_buffers_held = true;
 	if (SSL_read_ex(c->ssl, p, n, &got) == 1) {
 		c->tls_read_want = 0;
 		return (ssize_t)got;
@@ -268,11 +286,32 @@ ssize_t http_tls_send(struct http_conn *c, const void *p, size_t n)
 	size_t done;
 	int r;
 
-	ERR_clear_error();
+	tls_clear_errors();
+	c->tls_buffers_held = true;
 	if (SSL_write_ex(c->ssl, p, n, &done) == 1) {
 		c->tls_write_want = 0;
 		return (ssize_t)done;
 	}
 	r = tls_result(c, 0, &c->tls_write_want);
 	return r == 0 ? -EPIPE : r;
+}
+
+bool http_tls_drained(const struct http_conn *c)
+{
+	return c->recv_short && !SSL_has_pending(c->ssl);
+}
+
+/* Input OpenSSL holds (decrypted or still a record) that epoll will not report. */
+bool http_tls_pending(const struct http_conn *c)
+{
+	return c->ssl && c->handshake_done && SSL_has_pending(c->ssl);
+}
+
+void http_tls_release_buffers(struct http_conn *c)
+{
+	/* It refuses while a buffer holds unread input; then they stay until the connection
+	 * closes, and the flag is cleared all the same so the idle timer does not spin. */
+	if (c->ssl)
+		(void)SSL_free_buffers(c->ssl);
+	c->tls_buffers_held = false;
 }

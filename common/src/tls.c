@@ -469,10 +469,10 @@ int tls_server_ctx_new(const struct tls_keypair *kp, const char *ca_path, enum t
 	 * without close_notify is an ordinary EOF, since HTTP frames its own messages. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 				     SSL_OP_IGNORE_UNEXPECTED_EOF);
-	/* Partial writes from a buffer that moves (struct buf), and no idle read/write buffers
-	 * for keep-alive connections that wait. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				  SSL_MODE_RELEASE_BUFFERS);
+	/* Partial writes from a buffer that moves (struct buf). Not SSL_MODE_RELEASE_BUFFERS:
+	 * it frees and allocates both 17 KiB buffers around every request; the HTTP server
+	 * releases them itself once a keep-alive connection idles (SSL_free_buffers()). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (!SSL_CTX_use_certificate(ctx, kp->cert) || !SSL_CTX_use_PrivateKey(ctx, kp->key))
 		return tls_fail(EINVAL, "cannot use the certificate: %s", ossl_reason());
 	for (int i = 0; i < sk_X509_num(kp->chain); i++)

@@ -957,6 +957,76 @@ static void test_tls(void **state)
 	assert_int_equal(stats(f).tls_handshake_failures, 1);
 }
 
+/* Requests that arrive together are read together (OpenSSL reads ahead, one recv() for
+ * all three records), so the later ones wait inside the TLS object, where epoll cannot see
+ * them: each must be answered in turn without the client sending anything more. */
+static void test_tls_pipelining(void **state)
+{
+	struct fixture *f = *state;
+	struct client cl;
+
+	fixture_start(f, NULL);
+	write_keypair("server", f->cert, f->key);
+	assert_int_equal(http_server_set_tls(f->s, f->cert, f->key, NULL, TLS_VERIFY_NONE), 0);
+	assert_int_equal(client_open_tls(f, &cl, NULL, NULL), 0);
+	/* Three records before the server reads any; the middle one is answered later. */
+	client_send_str(f, &cl, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\none");
+	client_send_str(f, &cl, "GET /async HTTP/1.1\r\nHost: t\r\n\r\n");
+	client_send_str(f, &cl, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nthree");
+	LOOP_UNTIL(f, f->async.held);
+	client_wait_responses(f, &cl, 1);
+	assert_int_equal(http_reply(f->async.held, 200, "text/plain", "two", 3), 0);
+	http_request_unref(TAKE_PTR(f->async.held));
+	client_wait_responses(f, &cl, 3);
+	assert_memory_equal(nth_body(cl.in.data, 1), "one", 3);
+	assert_memory_equal(nth_body(cl.in.data, 2), "two", 3);
+	assert_string_equal(nth_body(cl.in.data, 3), "three");
+	client_close(&cl);
+	assert_int_equal(stats(f).connections_accepted, 1);
+}
+
+/* The Date field of the first response in s, as a time. */
+static time_t response_date(const char *s)
+{
+	const char *d = strstr(s, "\r\nDate: ");
+	struct tm tm = {};
+	const char *end;
+
+	assert_non_null(d);
+	end = strptime(d + 8, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	assert_non_null(end);
+	assert_prefix(end, "\r\n");
+	return timegm(&tm);
+}
+
+/* A keep-alive TLS connection that idles past a second gives back OpenSSL's buffers, and is
+ * served as before when it speaks again. The timer that does it fires once, not in a loop
+ * (an idle loop step sleeps 10 ms). Each answer carries the Date of its own second. */
+static void test_tls_idle(void **state)
+{
+	struct fixture *f = *state;
+	struct client cl;
+	unsigned steps = 0;
+	uint64_t end;
+	time_t first;
+
+	fixture_start(f, NULL);
+	write_keypair("server", f->cert, f->key);
+	assert_int_equal(http_server_set_tls(f->s, f->cert, f->key, NULL, TLS_VERIFY_NONE), 0);
+	assert_int_equal(client_open_tls(f, &cl, NULL, NULL), 0);
+	tls_get(f, &cl, "/hello");
+	first = response_date(cl.in.data);
+	assert_true(labs((long)(first - time(NULL))) <= 1);
+	for (end = now_usec() + 1500 * MS; now_usec() < end; steps++)
+		loop_step(f);
+	assert_true(steps < 400);
+	tls_get(f, &cl, "/hello");
+	assert_string_equal(nth_body(cl.in.data, 1), "hello");
+	assert_true(response_date(cl.in.data) > first);
+	client_close(&cl);
+	assert_int_equal(stats(f).connections_accepted, 1);
+}
+
 static void test_tls_reload(void **state)
 {
 	struct fixture *f = *state;
@@ -1488,6 +1558,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_disconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_pipelining, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_client_cert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_curl_interop, setup, teardown),
