@@ -18,6 +18,7 @@
  * nor while another replica leads; losing the lead exits the process (in-flight writes
  * cannot be recalled, so the standby must not overlap with them). */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #define FACT_ROUNDS_MAX 3
 #define SYNC_WAIT_USEC  (500 * USEC_PER_MSEC)
 #define LOCK_WAIT_USEC  (200 * USEC_PER_MSEC)
+#define TRIM_AFTER_USEC (2 * USEC_PER_SEC)
 #define INDEX_PODREF    "podref" /* "<ns>/<pod>" a hibernation CR names */
 
 enum kind { KIND_CS, KIND_LCS, KIND_CH, KIND_HIB, _KIND_MAX };
@@ -71,6 +73,7 @@ struct controller {
 	bool draining, releasing, drained;
 	bool ready_sent;
 	sd_event_source *resync;
+	sd_event_source *trim; /* malloc_trim once idle */
 	unsigned passes; /* in flight */
 	char describe[256];
 };
@@ -343,7 +346,20 @@ static void pass_end(struct pass *p, enum plan_outcome outcome, uint64_t after, 
 	workqueue_done(p->q, p->key);
 	pass_free(p);
 	c->passes--;
+	/* A burst of passes leaves freed heap behind; give it back once things are quiet. */
+	if (c->passes == 0 && c->trim &&
+	    sd_event_source_set_time_relative(c->trim, TRIM_AFTER_USEC) >= 0)
+		(void)sd_event_source_set_enabled(c->trim, SD_EVENT_ONESHOT);
 	controller_maybe_drained(c);
+}
+
+static int controller_on_trim(sd_event_source *s, uint64_t usec, void *u)
+{
+	struct controller *c = u;
+
+	if (c->passes == 0)
+		(void)malloc_trim(0);
+	return 0;
 }
 
 static void pass_on_exec(const struct exec_result *res, void *userdata)
@@ -757,6 +773,11 @@ static void controller_on_synced(struct kube_informer *inf, void *u)
 	}
 }
 
+static void pod_trim(json_t *pod, void *u)
+{
+	cs_pod_trim(pod);
+}
+
 static int controller_informer(struct controller *c, const struct kube_resource *res,
 			       const char *selector, const struct kube_informer_handlers *h,
 			       bool podref, struct kube_informer **ret)
@@ -772,6 +793,8 @@ static int controller_informer(struct controller *c, const struct kube_resource 
 		r = kube_informer_add_index(*ret, INDEX_PODREF, index_podref, NULL);
 	if (r >= 0 && res == &pods_resource)
 		r = kube_informer_add_index(*ret, "label:" META_LABEL_COCOONSET, NULL, NULL);
+	if (r >= 0 && res == &pods_resource)
+		r = kube_informer_set_transform(*ret, pod_trim, NULL);
 	if (r >= 0 && res != &pods_resource)
 		r = kube_informer_add_index(*ret, "namespace", NULL, NULL);
 	if (r >= 0)
@@ -910,6 +933,12 @@ int controller_new(struct loop *loop, const struct operatord_config *cfg, struct
 				       0, controller_on_resync, c);
 	if (r < 0)
 		return log_error_errno(r, "cannot arm the resync timer: %m");
+	r = sd_event_add_time_relative(c->event, &c->trim, CLOCK_MONOTONIC, TRIM_AFTER_USEC, 0,
+				       controller_on_trim, c);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(c->trim, SD_EVENT_OFF);
+	if (r < 0)
+		return log_error_errno(r, "cannot create the idle timer: %m");
 	r = loop_add_drain(loop, controller_on_drain, c);
 	if (r < 0)
 		return log_error_errno(r, "cannot register the drain: %m");
@@ -922,6 +951,7 @@ void controller_free(struct controller *c)
 	if (!c)
 		return;
 	sd_event_source_disable_unref(c->resync);
+	sd_event_source_disable_unref(c->trim);
 	workqueue_free(c->cs_queue);
 	workqueue_free(c->hib_queue);
 	kube_leader_free(c->leader);

@@ -211,6 +211,10 @@ void cs_pods_done(struct cs_pods *p);
 struct cs_pod *cs_pods_sub(const struct cs_pods *p, int slot);
 struct cs_pod *cs_pods_toolbox(const struct cs_pods *p, const char *name);
 struct cs_pod *cs_pods_by_name(const struct cs_pods *p, const char *name);
+/* Drops what no pass reads (volumes, tolerations, timestamps, images, …) from a pod about
+ * to be cached: the managed-pod cache is most of operatord's memory. Classification, drift,
+ * status and the event filters give the same answers on the trimmed pod. */
+void cs_pod_trim(json_t *pod);
 /* Decodes one pod (no ownership or role checks): for hibernation passes. */
 int cs_pod_from_json(const json_t *pod, struct cs_pod *ret);
 

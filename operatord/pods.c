@@ -305,3 +305,56 @@ struct cs_pod *cs_pods_by_name(const struct cs_pods *p, const char *name)
 		return NULL;
 	return bsearch(&key, p->all, p->n_all, sizeof(*p->all), cmp_pod_name);
 }
+
+/* Keeps only the members of o named in keep (NULL-terminated). */
+static void keep_only(json_t *o, const char *const *keep)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	if (!json_is_object(o))
+		return;
+	json_object_foreach_safe(o, tmp, k, v) {
+		bool wanted = false;
+
+		for (const char *const *w = keep; *w && !wanted; w++)
+			wanted = streq(*w, k);
+		if (!wanted)
+			json_object_del(o, k);
+	}
+}
+
+static void keep_only_each(json_t *array, const char *const *keep)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(array, i, e)
+		keep_only(e, keep);
+}
+
+void cs_pod_trim(json_t *pod)
+{
+	static const char *const top[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
+	static const char *const meta[] = { "name",        "namespace",       "uid",
+					    "resourceVersion", "generation", "labels",
+					    "annotations", "ownerReferences", "deletionTimestamp",
+					    NULL };
+	static const char *const spec[] = { "nodeName", "nodeSelector", "serviceAccountName",
+					    "containers", NULL };
+	static const char *const container[] = { "name", "resources", "envFrom", NULL };
+	static const char *const status[] = { "phase", "conditions", "containerStatuses", NULL };
+	static const char *const condition[] = { "type", "status", "reason", "message",
+						 "lastTransitionTime", NULL };
+	static const char *const container_status[] = { "name", "state", NULL };
+	json_t *sp = json_object_get(pod, "spec"), *st = json_object_get(pod, "status");
+
+	keep_only(pod, top);
+	keep_only(json_object_get(pod, "metadata"), meta);
+	keep_only(sp, spec);
+	keep_only_each(json_object_get(sp, "containers"), container);
+	keep_only(st, status);
+	keep_only_each(json_object_get(st, "conditions"), condition);
+	keep_only_each(json_object_get(st, "containerStatuses"), container_status);
+}

@@ -41,6 +41,8 @@ struct kube_informer {
 	unsigned limit;
 	struct kube_informer_handlers h;
 	void *userdata;
+	kube_transform_fn transform;
+	void *transform_userdata;
 	json_t *cache; /* key → trimmed object */
 	struct informer_index indexes[INFORMER_MAX_INDEXES];
 	size_t n_indexes;
@@ -180,9 +182,11 @@ static bool object_key(const json_t *obj, char *key, size_t size)
 /* Namespaces and names are DNS labels/subdomains (≤ 253 bytes each). */
 #define KEY_MAX 512
 
-static void object_trim(json_t *obj)
+static void object_trim(struct kube_informer *inf, json_t *obj)
 {
 	json_object_del(json_object_get(obj, "metadata"), "managedFields");
+	if (inf->transform)
+		inf->transform(obj, inf->transform_userdata);
 }
 
 static void index_file(struct informer_index *idx, const char *key, const json_t *obj, bool add)
@@ -303,7 +307,7 @@ static bool informer_replace(struct kube_informer *inf, json_t *items)
 				  inf->path, i);
 			continue;
 		}
-		object_trim(item);
+		object_trim(inf, item);
 		json_object_set(fresh, k, item);
 	}
 	json_object_foreach_safe(inf->cache, tmp, key, obj)
@@ -330,7 +334,7 @@ static void informer_on_event(struct kube_watch *w, enum kube_event_type t, json
 		log_debug("informer %s: watch event without metadata.name, ignoring", inf->path);
 		return;
 	}
-	object_trim(obj);
+	object_trim(inf, obj);
 	informer_enter(inf);
 	if (t == KUBE_DELETED)
 		cache_delete(inf, key, obj);
@@ -482,6 +486,17 @@ int kube_informer_new(struct kube_client *c, const char *path,
 		return r;
 	}
 	*ret = inf;
+	return 0;
+}
+
+int kube_informer_set_transform(struct kube_informer *inf, kube_transform_fn fn, void *userdata)
+{
+	if (!inf)
+		return -EINVAL;
+	if (inf->started)
+		return -EBUSY;
+	inf->transform = fn;
+	inf->transform_userdata = userdata;
 	return 0;
 }
 

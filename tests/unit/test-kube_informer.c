@@ -396,12 +396,38 @@ static void test_free_from_handler(void **state)
 	assert_int_equal(srv.n_requests, 1);
 }
 
+static void drop_spec(json_t *obj, void *u)
+{
+	json_object_del(obj, "spec");
+	(*(int *)u)++;
+}
+
+/* A transform trims what is cached and what the handlers and indexes see. */
+static void test_transform(void **state)
+{
+	_cleanup_(kube_informer_freep) struct kube_informer *inf = NULL;
+	int calls = 0;
+
+	script = script_free;
+	assert_int_equal(kube_informer_new(client, PATH, NULL, &handlers, NULL, &inf), 0);
+	assert_int_equal(kube_informer_add_index(inf, "nodeName", NULL, NULL), 0);
+	assert_int_equal(kube_informer_set_transform(inf, drop_spec, &calls), 0);
+	assert_int_equal(kube_informer_start(inf), 0);
+	assert_int_equal(kube_informer_set_transform(inf, drop_spec, &calls), -EBUSY);
+	wait_lines(4, 5000);
+	assert_int_equal(calls, 3);
+	assert_non_null(kube_informer_get(inf, "ns/a"));
+	assert_null(json_object_get(kube_informer_get(inf, "ns/a"), "spec"));
+	assert_string_equal(lookup(inf, "nodeName", "n"), "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_list_watch_relist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_retry_and_cluster_scope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_from_handler, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transform, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -639,6 +639,65 @@ static void test_terminating_name_waits(void **state)
 	json_decref(obj);
 }
 
+/* The cache keeps trimmed pods (cs_pod_trim): every decision must come out the same. */
+static void test_trimmed_pods_plan_the_same(void **state)
+{
+	json_t *obj = cs_obj("{\"agent\":{\"image\":\"ubuntu\",\"replicas\":2,\"resources\":"
+			     "{\"limits\":{\"cpu\":\"2\",\"memory\":\"4Gi\"}}},\"toolboxes\":"
+			     "[{\"name\":\"win\",\"os\":\"windows\",\"image\":\"w\"}]}");
+	struct cs *cs = parse(obj);
+	json_t *pods = json_array(), *trimmed;
+	struct run full = {}, trim = {};
+
+	json_array_append_new(pods, pod_for(cs, 0, NULL, true, "Running"));
+	json_array_append_new(pods, pod_for(cs, 1, NULL, true, "Running"));
+	json_array_append_new(pods, pod_for(cs, 2, NULL, false, "Failed"));
+	json_array_append_new(pods, pod_for(cs, -1, "win", true, "Running"));
+	set_ann(json_array_get(pods, 0), META_ANN_VM_NAME, "vk-ns-demo-0");
+	/* what an apiserver adds */
+	for (size_t i = 0; i < json_array_size(pods); i++) {
+		json_t *p = json_array_get(pods, i);
+
+		json_object_set_new(json_object_get(p, "spec"), "volumes",
+				    json_pack("[{s:s}]", "name", "kube-api-access"));
+		json_object_set_new(json_object_get(p, "spec"), "dnsPolicy", json_string("ClusterFirst"));
+		json_object_set_new(json_object_get(p, "metadata"), "creationTimestamp",
+				    json_string("2026-01-01T00:00:00Z"));
+		json_object_set_new(json_object_get(p, "status"), "hostIP", json_string("10.0.0.1"));
+	}
+	trimmed = json_deep_copy(pods);
+	for (size_t i = 0; i < json_array_size(trimmed); i++) {
+		cs_pod_trim(json_array_get(trimmed, i));
+		assert_null(json_object_get(json_object_get(json_array_get(trimmed, i), "spec"),
+					    "volumes"));
+	}
+	plan_of(&full, cs, pods, NULL);
+	plan_of(&trim, cs, trimmed, NULL);
+	assert_int_equal(full.plan.n_actions, trim.plan.n_actions);
+	assert_int_equal(full.plan.outcome, trim.plan.outcome);
+	for (size_t i = 0; i < full.plan.n_actions; i++) {
+		assert_int_equal(full.plan.actions[i].kind, trim.plan.actions[i].kind);
+		assert_true(streq_ptr(full.plan.actions[i].name, trim.plan.actions[i].name));
+		assert_true(json_equal(full.plan.actions[i].body, trim.plan.actions[i].body) ||
+			    (!full.plan.actions[i].body && !trim.plan.actions[i].body));
+	}
+	assert_true(full.plan.n_actions > 0); /* the failed sub-agent is rebuilt */
+	/* and with it Ready, the status write is the same too */
+	json_array_set_new(pods, 2, pod_for(cs, 2, NULL, true, "Running"));
+	json_array_set_new(trimmed, 2, json_deep_copy(json_array_get(pods, 2)));
+	cs_pod_trim(json_array_get(trimmed, 2));
+	plan_of(&full, cs, pods, NULL);
+	plan_of(&trim, cs, trimmed, NULL);
+	assert_true(json_equal(nth_kind(&full.plan, ACT_STATUS_PATCH, 0)->body,
+			       nth_kind(&trim.plan, ACT_STATUS_PATCH, 0)->body));
+	run_done(&full);
+	run_done(&trim);
+	cs_free(cs);
+	json_decref(pods);
+	json_decref(trimmed);
+	json_decref(obj);
+}
+
 /* Later work (CONTRACT.md §3) is reported on the object, not silently ignored. */
 static void test_unsupported_said_out_loud(void **state)
 {
@@ -679,6 +738,7 @@ int main(void)
 		cmocka_unit_test(test_legacy_same_engine),
 		cmocka_unit_test(test_unsupported_said_out_loud),
 		cmocka_unit_test(test_terminating_name_waits),
+		cmocka_unit_test(test_trimmed_pods_plan_the_same),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

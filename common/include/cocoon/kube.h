@@ -254,6 +254,11 @@ int kube_informer_new(struct kube_client *c, const char *path,
  * before start (-EBUSY after). Handlers may call kube_informer_free(). */
 int kube_informer_add_index(struct kube_informer *inf, const char *name, kube_index_fn fn,
 			    void *userdata);
+/* Trims every object before it is cached and handed to the handlers (after managedFields
+ * are dropped): keep only what the daemon reads, for memory. Set before start (-EBUSY
+ * after). The object is the informer's own copy; fn edits it in place. */
+typedef void (*kube_transform_fn)(json_t *obj, void *userdata);
+int kube_informer_set_transform(struct kube_informer *inf, kube_transform_fn fn, void *userdata);
 int kube_informer_start(struct kube_informer *inf);
 bool kube_informer_synced(const struct kube_informer *inf);
 /* Borrowed; valid until the next loop iteration. key is "ns/name" or "name". */
