@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # epoch push/pull throughput against Debian's docker-registry on loopback, beside curl moving
-# the same blob through the same registry protocol in the same run, and epoch's peak RSS
-# (/usr/bin/time -v) at two snapshot sizes: it must not grow with the snapshot.
+# the same blob through the same registry protocol in the same run, and peak RSS
+# (/usr/bin/time -v: the largest of epoch and its cocoon child) at two snapshot sizes: it
+# must not grow with the snapshot.
 #
 #   BIN=build/bin bench/epoch.sh        (SIZES_MIB="256 2048" by default)
 #
 # Snapshots are made by the cocoon double with dense data (no holes), so every byte travels.
-# docker-registry has no monolithic blob PUT, so both sides use an upload session: curl as
-# POST + one PUT ?digest=, epoch as POST + 64 MiB PATCH chunks + closing PUT (its default).
-# Push reads `cocoon snapshot export` and spools each file before uploading it (the digest
-# must be known first), so it is compared with curl uploading the file alone. Pull is shown
-# twice: `epoch get` into a file (the same work as curl -o) and `epoch pull` into the
-# double's `snapshot import` (Python; its speed is not ours).
+# docker-registry has no monolithic blob PUT, so both sides use an upload session: POST, then
+# one PUT ?digest= carrying the blob (epoch's default without EPOCH_CHUNK_SIZE).
+#
+# Push reads `cocoon snapshot export` and must hash each file before its upload can start
+# (the digest names the upload and decides whether it is needed at all), so it is shown
+# against curl uploading the file alone and against the least any digest-first client pays:
+# sha256 of the file, then the curl upload. Pull is shown twice: `epoch get` into a file
+# (the same work as curl -o, plus verification) and `epoch pull` into the double's
+# `snapshot import`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EPOCH=${BIN:-$ROOT/build/bin}/epoch
@@ -30,9 +34,11 @@ cleanup() {
 trap cleanup EXIT
 export COCOON_SIM_ROOT=$W/sim EPOCH_COCOON_BINARY=$ROOT/tests/cocoon-sim/cocoon TMPDIR=$W/tmp
 mkdir -p "$W/tmp"
-unset EPOCH_TOKEN EPOCH_REGISTRY_TOKEN
+unset EPOCH_TOKEN EPOCH_REGISTRY_TOKEN EPOCH_CHUNK_SIZE
 
-now() { date +%s.%N; }
+# a timed step starts on a clean page cache: nothing left to write back from the last one
+start() { sync; date +%s.%N; }
+stop() { date +%s.%N; }
 rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 2**20:.0f}')" "$@"; }
 rss() { awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$1"; }
 
@@ -66,12 +72,12 @@ EOF
 # curl_push FILE DIGEST -> seconds
 curl_push() {
 	local loc t0 t1
-	t0=$(now)
+	t0=$(start)
 	loc=$(curl -sSf -D - -o /dev/null -X POST "$REG/v2/curl/blobs/uploads/" |
 		awk 'tolower($1) == "location:" {print $2}' | tr -d '\r')
 	curl -sSf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
 		-H 'Expect:' -T "$1" "$loc&digest=$2"
-	t1=$(now)
+	t1=$(stop)
 	echo "$t0 $t1"
 }
 
@@ -88,41 +94,48 @@ EOF
 	)
 	digest=sha256:$(sha256sum "$cow" | cut -d' ' -f1)
 
-	# what the cocoon double's export alone manages: the ceiling of any push through it
-	t0=$(now)
-	"$EPOCH_COCOON_BINARY" snapshot export "s$mib" -o - >/dev/null
-	t1=$(now)
+	# what the cocoon double's export alone manages into a pipe: the ceiling of a push
+	t0=$(start)
+	"$EPOCH_COCOON_BINARY" snapshot export "s$mib" -o - | cat >/dev/null
+	t1=$(stop)
 	printf '%-6s %-26s %12s\n' "${mib}M" "export alone (cocoon-sim)" "$(rate "$bytes" "$t0" "$t1")"
 
 	# push: curl into one registry, epoch into a fresh one
 	registry "c$mib"
 	read -r t0 t1 < <(curl_push "$cow" "$digest")
 	curl_up=$(rate "$bytes" "$t0" "$t1")
+	# the least a digest-first client pays: the file's sha256, then that upload
+	h0=$(start)
+	openssl dgst -sha256 "$cow" >/dev/null
+	h1=$(stop)
+	floor=$(rate "$bytes" "$t0" "$(python3 -c "print($t1 + $h1 - $h0)")")
 	registry "e$mib"
 	export EPOCH_URL=$REG
-	t0=$(now)
+	t0=$(start)
 	/usr/bin/time -v "$EPOCH" push "s$mib" >/dev/null 2>"$W/push.time"
-	t1=$(now)
+	t1=$(stop)
 	up=$(rate "$bytes" "$t0" "$t1")
 	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "push (export+spool+upload)" "$up" \
 		"$curl_up" "$(python3 -c "print(f'{$up / $curl_up:.2f}')")" "$(rss "$W/push.time")"
+	printf '%-6s %-26s %12s %12s %8s\n' "${mib}M" "push vs sha256, then curl" "$up" \
+		"$floor" "$(python3 -c "print(f'{$up / $floor:.2f}')")"
 
 	# pull: curl -o, epoch get into a file, epoch pull into the importer
-	t0=$(now)
+	t0=$(start)
 	curl -sSf -o "$W/curl.out" "$REG/v2/s$mib/blobs/$digest"
-	t1=$(now)
+	t1=$(stop)
 	curl_down=$(rate "$bytes" "$t0" "$t1")
 	rm -f "$W/curl.out"
-	t0=$(now)
+	t0=$(start)
 	/usr/bin/time -v "$EPOCH" get "s$mib" >"$W/get.out" 2>"$W/get.time"
-	t1=$(now)
+	t1=$(stop)
 	down=$(rate "$bytes" "$t0" "$t1")
 	rm -f "$W/get.out"
 	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "get (verified, to a file)" "$down" \
 		"$curl_down" "$(python3 -c "print(f'{$down / $curl_down:.2f}')")" "$(rss "$W/get.time")"
-	t0=$(now)
+	t0=$(start)
 	/usr/bin/time -v "$EPOCH" pull "s$mib" --name "copy$mib" >/dev/null 2>"$W/pull.time"
-	t1=$(now)
+	t1=$(stop)
 	pull=$(rate "$bytes" "$t0" "$t1")
 	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "pull (into cocoon-sim)" "$pull" \
 		"$curl_down" "$(python3 -c "print(f'{$pull / $curl_down:.2f}')")" "$(rss "$W/pull.time")"

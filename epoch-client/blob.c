@@ -9,7 +9,9 @@
  * answers it with 404, 405 or 400 (docker-registry says 405) is switched, for the rest of
  * the handle's life, to the OCI upload session: POST /blobs/uploads/ → Location; then one
  * PUT <location>?digest= carrying the blob, or for blobs above the chunk size PATCH chunks
- * with Content-Range (each answer's Location is the next URL) and an empty closing PUT. */
+ * with Content-Range (each answer's Location is the next URL) and an empty closing PUT.
+ * Without a configured chunk size a blob goes in one request; a 413 to it (a request size
+ * limit, usually a proxy's) restarts it in a new session in chunks, for good. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -349,12 +351,21 @@ static int blob_put_continue(struct epoch_call *c, struct httpc_response *resp)
 	const char *loc = httpc_response_header(resp, "Location", 0);
 	const char *dcd = httpc_response_header(resp, "Docker-Content-Digest", 0);
 	bool ok = resp->error == 0 && resp->status >= 200 && resp->status < 300;
+	uint64_t carried = s->x.body_fd >= 0 ? s->x.body_fd_len : s->x.body_len;
 	_cleanup_(freep) char *what = xfer_describe(&s->x, resp);
 	int k;
 
-	if (s->step == PUT_MONOLITHIC && !ok && resp->error == 0 &&
-	    registry_upload_mode(c->reg) == UPLOAD_UNKNOWN &&
-	    (resp->status == 404 || resp->status == 405 || resp->status == 400)) {
+	if (!ok && resp->error == 0 && resp->status == 413 && carried > 0 &&
+	    registry_chunk_after_413(c->reg)) {
+		/* a request size limit (a proxy's, often): the blob again, in a new session */
+		log_debug("%s: 413, uploading in chunks of %" PRIu64 " bytes from now on", s->x.url,
+			  registry_chunk_size(c->reg));
+		registry_set_upload_mode(c->reg, UPLOAD_SESSION);
+		s->offset = 0;
+		s->step = PUT_POST;
+	} else if (s->step == PUT_MONOLITHIC && !ok && resp->error == 0 &&
+		   registry_upload_mode(c->reg) == UPLOAD_UNKNOWN &&
+		   (resp->status == 404 || resp->status == 405 || resp->status == 400)) {
 		log_debug("%s: no monolithic blob PUT here, using upload sessions", s->x.url);
 		registry_set_upload_mode(c->reg, UPLOAD_SESSION);
 		s->step = PUT_POST;

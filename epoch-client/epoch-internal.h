@@ -97,7 +97,12 @@ enum upload_mode {
 };
 enum upload_mode registry_upload_mode(struct epoch_registry *r);
 void registry_set_upload_mode(struct epoch_registry *r, enum upload_mode m);
+/* Upload-session chunk size; UINT64_MAX: each blob in one request. */
 uint64_t registry_chunk_size(struct epoch_registry *r);
+/* A request carrying blob bytes got 413 Payload Too Large: when no chunk size was configured,
+ * switch the handle to chunks of EPOCH_CHUNK_SIZE_DEFAULT and return true (send it again);
+ * false when chunks were in use already (nothing left to try). */
+bool registry_chunk_after_413(struct epoch_registry *r);
 
 /* ---- stream.c: pull plans ---- */
 

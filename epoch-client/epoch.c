@@ -37,8 +37,9 @@ static const struct conf_var conf_vars[] = {
 	  "PEM CA certificate trusted in addition to the system store." },
 	{ "EPOCH_COCOON_BINARY", "VK_COCOON_BIN", "cocoon", &conf_string, &config.cocoon, NULL,
 	  "The cocoon CLI that exports and imports snapshots and images (looked up in PATH)." },
-	{ "EPOCH_CHUNK_SIZE", NULL, "67108864", &conf_int, &config.chunk_size, &chunk_range,
-	  "Upload-session chunk in bytes, for registries without epoch's monolithic PUT." },
+	{ "EPOCH_CHUNK_SIZE", NULL, NULL, &conf_int, &config.chunk_size, &chunk_range,
+	  "Upload-session chunk in bytes, for registries without epoch's monolithic PUT; unset: "
+	  "each blob in one request, 64 MiB chunks after a 413 (a proxy's size limit)." },
 	{ "EPOCH_LOG_LEVEL", NULL, "warning", &conf_log_level, &config.log_level, NULL,
 	  "Log level (debug shows every HTTP request)." },
 };

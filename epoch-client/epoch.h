@@ -42,7 +42,8 @@
 /* Config blobs, snapshot.json, tag lists and catalogs above this are refused. */
 #define EPOCH_CONFIG_MAX (1024U * 1024)
 #define EPOCH_LIST_MAX   100000
-/* Upload sessions send blobs above this size as PATCH chunks of this size. */
+/* The upload-session chunk once a registry (or a proxy before it) refused a whole blob with
+ * 413: below the 100 MB request limit of common proxies. */
 #define EPOCH_CHUNK_SIZE_DEFAULT (64ULL * 1024 * 1024)
 
 /* Manifest media types accepted (and sent as Accept), config and artifact types. */
@@ -216,7 +217,11 @@ struct epoch_registry_options {
 	const char *url;   /* base URL; NULL or "": EPOCH_DEFAULT_URL; a trailing '/' is dropped */
 	const char *token; /* bearer token, sent with every request to the registry's origin */
 	const char *ca_file; /* PEM CA trusted in addition to the system store */
-	uint64_t chunk_size; /* upload session chunk; 0: EPOCH_CHUNK_SIZE_DEFAULT */
+	/* Upload sessions send blobs above this size as PATCH chunks of this size. 0: each
+	 * blob in one request (as docker and containerd push layers: every chunk costs the
+	 * registry a round of bookkeeping), until a 413 Payload Too Large, then chunks of
+	 * EPOCH_CHUNK_SIZE_DEFAULT for the rest of the handle's life. */
+	uint64_t chunk_size;
 };
 
 /* e NULL: a private loop, for blocking use (epoch_result_wait). -EINVAL with *ret_error for
@@ -308,7 +313,8 @@ int epoch_call_resume(struct epoch_call *c);
  * digest. First epoch's monolithic PUT /v2/<name>/blobs/<digest>; when the registry
  * answers 404, 405 or 400 to it, the OCI upload session (POST, then one PUT ?digest= or
  * PATCH chunks of chunk_size and a closing PUT), and the registry is remembered as
- * session-only. */
+ * session-only. A 413 to a request carrying the blob starts it again in chunks (see
+ * chunk_size). */
 int epoch_blob_put(struct epoch_registry *r, const char *name, const char *digest, int fd,
 		   const void *mem, uint64_t size, epoch_progress_fn progress, void *progress_ud,
 		   epoch_done_fn done, void *userdata, struct epoch_call **ret);

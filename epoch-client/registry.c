@@ -35,6 +35,9 @@
 /* Give up on a peer that sends nothing for this long (no overall timeout: blobs are GiBs). */
 #define LOW_SPEED_SEC   300
 #define CONNECT_TIMEOUT (30ULL * 1000 * 1000)
+/* curl's buffers for blob bodies: its defaults meant a recv per 16 KiB of a GiB download and
+ * a pread and a send per 64 KiB of an upload (curl(1) itself receives 100 KiB at a time). */
+#define BLOB_BUFFER (512U * 1024)
 
 static const char manifest_accept[] = "Accept: " EPOCH_MT_OCI_MANIFEST ", " EPOCH_MT_OCI_INDEX
 				      ", " EPOCH_MT_DOCKER_MANIFEST ", " EPOCH_MT_DOCKER_LIST;
@@ -50,8 +53,9 @@ struct epoch_registry {
 	char *base;   /* scheme://authority[/prefix], no trailing '/' */
 	char *origin; /* scheme://authority */
 	char *token;
-	char *ca_pem; /* the system store plus the extra CA, or NULL */
-	uint64_t chunk_size;
+	char *ca_pem;        /* the system store plus the extra CA, or NULL */
+	uint64_t chunk_size; /* UINT64_MAX: whole blobs */
+	bool chunk_on_413;   /* no chunk size configured: chunk after a 413 */
 	enum upload_mode upload_mode;
 	struct token_entry tokens[TOKENS_MAX];
 	unsigned token_next;
@@ -162,7 +166,8 @@ int epoch_registry_new(sd_event *e, const struct epoch_registry_options *o,
 		if (k < 0)
 			return k;
 	}
-	r->chunk_size = o && o->chunk_size ? o->chunk_size : EPOCH_CHUNK_SIZE_DEFAULT;
+	r->chunk_on_413 = !(o && o->chunk_size);
+	r->chunk_size = r->chunk_on_413 ? UINT64_MAX : o->chunk_size;
 	r->event = e ? sd_event_ref(e) : NULL;
 	if (!r->event) {
 		k = sd_event_new(&r->event);
@@ -219,6 +224,15 @@ void registry_set_upload_mode(struct epoch_registry *r, enum upload_mode m)
 uint64_t registry_chunk_size(struct epoch_registry *r)
 {
 	return r->chunk_size;
+}
+
+bool registry_chunk_after_413(struct epoch_registry *r)
+{
+	if (!r->chunk_on_413)
+		return false;
+	r->chunk_on_413 = false;
+	r->chunk_size = EPOCH_CHUNK_SIZE_DEFAULT;
+	return true;
 }
 
 int registry_url(struct epoch_registry *r, char **ret, const char *fmt, ...)
@@ -452,6 +466,7 @@ static int xfer_send(struct xfer *x, const char *bearer)
 		.low_speed_sec = LOW_SPEED_SEC,
 		.max_body = x->max_body ?: 64 * 1024,
 		.follow_redirects = x->follow_redirects,
+		.buffer_size = x->on_data || x->body_fd >= 0 ? BLOB_BUFFER : 0,
 		.on_data = x->on_data,
 		.on_done = xfer_on_done,
 		.userdata = x,

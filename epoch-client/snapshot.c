@@ -2,11 +2,12 @@
  *
  * Push: `cocoon snapshot export <snap> -o -` runs as a child (common/child, stdout streamed
  * with back-pressure) and its tar goes through the tar reader. snapshot.json is kept in
- * memory; every other file is spooled to an unlinked temp file while it is hashed, because
- * the digest must be known before the upload (it names the blob, and lets us skip blobs the
- * registry already has). Spooling the next file overlaps with uploading the previous one;
- * the export is paused while a finished file waits for the upload slot, so temp space is
- * about the two largest files. Then the config blob and the manifest (§2.5) are PUT.
+ * memory; every other file is spooled to an unlinked temp file (its size allocated at once)
+ * while it is hashed, because the digest must be known before the upload (it names the blob,
+ * and lets us skip blobs the registry already has). Spooling the next file overlaps with
+ * uploading the previous one; the export is paused while a finished file waits for the
+ * upload slot, so temp space is about the two largest files. Then the config blob and the
+ * manifest (§2.5) are PUT.
  *
  * Pull plan: snapshot.json rebuilt from the config blob (name = the local name), then one
  * tar entry per layer in manifest order with the mode and COCOON.sparse.* records the
@@ -24,6 +25,9 @@
 
 #define EXPORT_STDERR_CAP (64 * 1024)
 #define STDERR_TAIL       600
+/* The export's pipe: 1 MiB instead of 64 KiB means fewer wakeups of the exporter and of us
+ * (a 2 GiB file spooled ~20% faster). */
+#define EXPORT_PIPE_SIZE (1024 * 1024)
 
 struct layer {
 	char *title;
@@ -306,6 +310,14 @@ static int push_on_entry(const struct tar_entry *e, void *userdata)
 	if (fd < 0)
 		return push_note(p, fd, "cannot create a temp file in %s: %s", p->tmp_dir,
 				 strerror(-fd));
+	/* The whole file's room up front: a full disk shows now, not GiBs later, and the file
+	 * system allocates one extent instead of block by block. Best effort otherwise. */
+	if (e->size > 0 && fallocate(fd, 0, 0, (off_t)e->size) < 0 && errno == ENOSPC) {
+		close(fd);
+		return push_note(p, ENOSPC,
+				 "cannot spool %s: %s has no room for its %" PRIu64 " bytes",
+				 e->name, p->tmp_dir, e->size);
+	}
 	l = p->spooling = calloc(1, sizeof *l);
 	if (!l) {
 		close(fd);
@@ -614,6 +626,7 @@ int epoch_snapshot_push(struct epoch_registry *r, const struct epoch_push_option
 		k = child_new(epoch_registry_event(r), (const char *const *)p->argv,
 			      &(struct child_options){
 				  .output_cap = EXPORT_STDERR_CAP,
+				  .pipe_size = EXPORT_PIPE_SIZE,
 				  .on_stdout = push_on_stdout,
 				  .on_exit = push_on_exit,
 				  .userdata = c,

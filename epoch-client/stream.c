@@ -335,6 +335,7 @@ static int pull_start_importer(struct epoch_call *c)
 	k = child_new(epoch_registry_event(c->reg), (const char *const *)p->plan.argv,
 		      &(struct child_options){
 			  .stdin_stream = true,
+			  .pipe_size = PIPE_SIZE,
 			  .output_cap = OUTPUT_CAP,
 			  .timeout_usec = p->o.importer_timeout_usec,
 			  .on_exit = pull_on_importer_exit,
@@ -347,7 +348,6 @@ static int pull_start_importer(struct epoch_call *c)
 	if (p->fd < 0)
 		return p->fd;
 	p->own_fd = true;
-	(void)fcntl(p->fd, F_SETPIPE_SZ, PIPE_SIZE);
 	return sd_event_add_io(epoch_registry_event(c->reg), &p->out_src, p->fd, EPOLLOUT,
 			       pull_on_writable, c);
 }

@@ -7,6 +7,7 @@
  * pipe still holds and deliver exactly those, so a grandchild that inherited the pipe and
  * keeps it open cannot delay completion. */
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -223,6 +224,13 @@ static int child_pipe_new(int fds[2])
 	return 0;
 }
 
+static void child_pipe_size(int fd, size_t size)
+{
+	if (size > 0 && fcntl(fd, F_SETPIPE_SZ, (int)MIN(size, (size_t)INT_MAX)) < 0)
+		(void)log_debug_errno(
+		    errno, "Cannot resize a child's pipe to %zu bytes, ignoring: %m", size);
+}
+
 /* Creates the pipes: our ends go into c (non-blocking), the child's into theirs[]. */
 static int child_setup_stdio(struct child *c, const struct child_options *o, int (*theirs)[3])
 {
@@ -237,6 +245,7 @@ static int child_setup_stdio(struct child *c, const struct child_options *o, int
 			return r;
 		(*theirs)[0] = fds[0];
 		c->stdin_fd = fds[1];
+		child_pipe_size(c->stdin_fd, o->pipe_size);
 		if (fcntl(c->stdin_fd, F_SETFL, O_NONBLOCK) < 0)
 			return -errno;
 	}
@@ -249,6 +258,8 @@ static int child_setup_stdio(struct child *c, const struct child_options *o, int
 			return r;
 		(*theirs)[i + 1] = fds[1];
 		pipes[i]->fd = fds[0];
+		if (i == 0)
+			child_pipe_size(fds[0], o->pipe_size);
 		if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0)
 			return -errno;
 	}

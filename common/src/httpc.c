@@ -549,6 +549,13 @@ static void request_setup_limits(struct httpc_request *req, const struct httpc_p
 		(void)curl_easy_setopt(e, CURLOPT_MAXREDIRS, max);
 		(void)curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	}
+	if (p->buffer_size) {
+		long n = (long)MIN(p->buffer_size, (size_t)LONG_MAX);
+
+		/* curl clamps both to its own limits */
+		(void)curl_easy_setopt(e, CURLOPT_BUFFERSIZE, n);
+		(void)curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, n);
+	}
 	/* Explicit although it is curl's default: credentials stay with the first host. */
 	(void)curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	(void)curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

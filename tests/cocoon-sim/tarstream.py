@@ -8,7 +8,9 @@ field, requires the two-zero-block end marker, and parses the COCOON.sparse.* re
 net-epoch-runtime.md §2.6. Every error names the entry and what was wrong.
 """
 
+import errno
 import json
+import os
 import re
 
 BLOCK = 512
@@ -115,6 +117,52 @@ def parse_sparse_map(text, logical, ctx):
     return out
 
 
+class Input:
+    """A reader over a raw fd whose buffer is its own, so that data can also be handed to
+    another fd by splice(2) without passing through Python (the double's import must not be
+    what limits an epoch pull). Reads may return fewer bytes than asked, as raw reads do."""
+
+    def __init__(self, raw):
+        self.raw, self.fd, self.buf, self.can_splice = raw, raw.fileno(), b"", True
+
+    def peek(self, n):
+        while len(self.buf) < n:
+            b = os.read(self.fd, max(n - len(self.buf), CHUNK))
+            if not b:
+                break
+            self.buf += b
+        return self.buf[:n]
+
+    def read(self, n):
+        if self.buf:
+            b, self.buf = self.buf[:n], self.buf[n:]
+            return b
+        return os.read(self.fd, n)
+
+    def copy_into(self, fd, offset, n):
+        """Write the next n bytes to fd at offset; returns how many there were."""
+        done = 0
+        while done < n:
+            if self.buf or not self.can_splice:
+                b = self.read(min(CHUNK, n - done))
+                if not b:
+                    break
+                os.pwrite(fd, b, offset + done)  # a regular file takes it all
+                done += len(b)
+                continue
+            try:
+                k = os.splice(self.fd, fd, n - done, offset_dst=offset + done)
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # EINVAL: the input is not a pipe
+                    raise
+                self.can_splice = False
+                continue
+            if not k:
+                break
+            done += k
+        return done
+
+
 class Entry:
     """One archive member; read its data with chunks() before asking for the next one."""
 
@@ -133,6 +181,25 @@ class Entry:
                                "data bytes missing")
             self.remaining -= len(b)
             yield b
+
+    def copy_into(self, fd, offset, n):
+        """Write the next n data bytes to fd at offset: by splice(2) when the archive is read
+        from an Input, else through chunks of memory."""
+        n = min(n, self.remaining)
+        if isinstance(self._f, Input):
+            got = self._f.copy_into(fd, offset, n)
+        else:
+            got = 0
+            while got < n:
+                b = self._f.read(min(CHUNK, n - got))
+                if not b:
+                    break
+                os.pwrite(fd, b, offset + got)
+                got += len(b)
+        self.remaining -= got
+        if got < n:
+            raise TarError(f"{self.ctx}: truncated: {self.remaining} of {self.size} "
+                           "data bytes missing")
 
     def _skip(self):
         for _ in self.chunks():

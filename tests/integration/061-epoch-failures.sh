@@ -3,9 +3,9 @@
 # sessions only (chunked PATCH, remembered after the first 405; tag deletes by digest), a
 # blob corrupted or truncated in the registry's storage (the pull aborts and the importer
 # records nothing), the registry killed in the middle of a push (a clear error, then a retry
-# succeeds and the round trip is exact), an export that dies half way, TLS with a private
-# CA (EPOCH_CA_CERT), a missing cocoon binary, a name the importer refuses, and a registry
-# that is not there.
+# succeeds and the round trip is exact), an export that dies half way, a spool directory
+# without room, TLS with a private CA (EPOCH_CA_CERT), a missing cocoon binary, a name the
+# importer refuses, and a registry that is not there.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/epoch-lib.sh"
@@ -109,6 +109,20 @@ assert_contains "$out" "snapshot export vm2 failed (exit 1): Error: simulated ex
 rc=0
 "$EPOCH" inspect vm2:broken >/dev/null 2>&1 || rc=$?
 assert_eq 1 "$rc" "no manifest for a failed push"
+
+# --- a spool directory without room for cow.raw: refused when the file starts, by name
+# (a private 1 MiB tmpfs, in a mount namespace of its own so that nothing outlives the push)
+mkdir "$D/small"
+if unshare -m true 2>/dev/null; then
+	rc=0
+	small='mount -t tmpfs -o size=1m tmpfs "$1" && TMPDIR=$1 exec "$2" push vm2 -t nospace'
+	out=$(unshare -m sh -c "$small" sh "$D/small" "$EPOCH" 2>&1) || rc=$?
+	assert_eq 1 "$rc" "push with a full spool directory"
+	assert_contains "$out" "cannot spool cow.raw: $D/small has no room for its 4194304 bytes" \
+		"full spool directory message"
+else
+	echo "no mount namespaces here: the full spool directory case is not run"
+fi
 
 # --- TLS with a private CA: refused without EPOCH_CA_CERT, trusted with it
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \

@@ -1,6 +1,7 @@
 /* child: exit codes, captured stdout/stderr, stdin feeding, the output cap, streaming with
- * pause/resume and abort, timeouts with SIGKILL escalation, exec errors, env/cwd, the clean
- * signal state and fd table of the child, 20 children at once, and no zombies left. */
+ * pause/resume and abort, pipe capacity, timeouts with SIGKILL escalation, exec errors,
+ * env/cwd, the clean signal state and fd table of the child, 20 children at once, and no
+ * zombies left. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,6 +254,39 @@ static void test_stdin_stream(void **state)
 	o.stdin_data = "abc";
 	o.stdin_len = 3;
 	assert_int_equal(child_new(st.e, ARGV("cat"), &o, &st.c), -EINVAL);
+	sd_event_unref(st.e);
+	assert_no_children();
+}
+
+/* pipe_size: the stdin and stdout pipes get that capacity, seen from both ends. */
+static void test_pipe_size(void **state)
+{
+	struct stream st = {};
+	struct child_options o = { .stdin_stream = true,
+				   .pipe_size = 1 << 20,
+				   .on_exit = on_stream_exit,
+				   .userdata = &st };
+	int fd, k;
+
+	assert_true(sd_event_new(&st.e) >= 0);
+	/* the child looks at its end of stdout */
+	k = child_new(
+	    st.e, ARGV("python3", "-c", "import fcntl; print(fcntl.fcntl(1, fcntl.F_GETPIPE_SZ))"),
+	    &o, &st.c);
+	if (k == -ENOENT) {
+		sd_event_unref(st.e);
+		skip();
+	}
+	assert_int_equal(k, 0);
+	fd = child_take_stdin(st.c);
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_GETPIPE_SZ), 1 << 20);
+	close(fd);
+	run_until(st.e, &st.done);
+	assert_int_equal(st.result.exit_code, 0);
+	assert_string_equal(st.result.out.data, "1048576\n");
+	child_result_clear(&st.result);
+	child_free(st.c);
 	sd_event_unref(st.e);
 	assert_no_children();
 }
@@ -519,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_output_cap),
 		cmocka_unit_test(test_streaming_pause_resume),
 		cmocka_unit_test(test_streaming_paused_across_exit),
+		cmocka_unit_test(test_pipe_size),
 		cmocka_unit_test(test_streaming_abort),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_exec_errors),

@@ -1,8 +1,9 @@
 /* libepoch's HTTP engine against a scripted registry forked by the test: the Docker token
  * flow (challenge, Basic credentials to a same-origin realm, the token cached and reused),
  * Link pagination of tag lists, the fallback from a refused monolithic PUT to an upload
- * session whose Location is another origin (no Authorization sent there), blobs that are
- * corrupt or too long, DELETE 404 as success, and cancellation without callbacks. */
+ * session whose Location is another origin (no Authorization sent there), a whole-blob
+ * request refused with 413 and sent again in chunks, blobs that are corrupt or too long,
+ * DELETE 404 as success, and cancellation without callbacks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,6 +117,18 @@ static void route(int fd, const struct req *r)
 			port);
 	else if (strncmp(r->path, "/up/1?s=1&digest=sha256%3A", 26) == 0 && r->body == 5)
 		respond(fd, "", "HTTP/1.1 201 Created\r\nDocker-Content-Digest: %s\r\n", HELLO);
+	/* "big": a session-only registry behind a proxy that takes at most 64 MiB a request */
+	else if (strcmp(r->method, "PUT") == 0 && strcmp(r->path, "/v2/big/blobs/" HELLO) == 0)
+		respond(fd, "Method not allowed\n", "HTTP/1.1 405 Method Not Allowed\r\n");
+	else if (r->body > EPOCH_CHUNK_SIZE_DEFAULT)
+		respond(fd, "<html>413 Request Entity Too Large</html>",
+			"HTTP/1.1 413 Request Entity Too Large\r\n");
+	else if (strcmp(r->path, "/v2/big/blobs/uploads/") == 0)
+		respond(fd, "", "HTTP/1.1 202 Accepted\r\nLocation: /big/1?s=1\r\n");
+	else if (strcmp(r->method, "PATCH") == 0 && strcmp(r->path, "/big/1?s=1") == 0)
+		respond(fd, "", "HTTP/1.1 202 Accepted\r\nLocation: /big/1?s=2\r\n");
+	else if (strncmp(r->path, "/big/1?s=2&digest=sha256%3A", 27) == 0)
+		respond(fd, "", "HTTP/1.1 201 Created\r\n");
 	else if (strcmp(r->path, "/v2/b/blobs/" HELLO) == 0)
 		respond(fd, "hellp", "HTTP/1.1 200 OK\r\n");
 	else if (strcmp(r->path, "/v2/long/blobs/" HELLO) == 0)
@@ -307,6 +320,49 @@ static void test_upload_session_other_origin(void **state)
 	epoch_registry_free(r);
 }
 
+/* Without EPOCH_CHUNK_SIZE a blob goes whole; a 413 to that turns on 64 MiB chunks for good. */
+static void test_whole_blob_then_chunks_after_413(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct epoch_result res = {};
+	char path[] = "/tmp/test-epoch-blob-XXXXXX";
+	int fd = mkstemp(path);
+	char *log;
+
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, EPOCH_CHUNK_SIZE_DEFAULT + 5), 0);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(epoch_blob_put(r, "big", HELLO, fd, NULL,
+						EPOCH_CHUNK_SIZE_DEFAULT + 5, NULL, NULL,
+						epoch_result_fill, &res, NULL),
+				 0);
+		assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+		assert_int_equal(res.moved, EPOCH_CHUNK_SIZE_DEFAULT + 5);
+		epoch_result_clear(&res);
+		log = server_log();
+		if (round == 0) {
+			/* the whole blob: epoch's PUT (405), then a session's PUT (413) */
+			assert_log_has(log, "PUT /v2/big/blobs/" HELLO " auth=- body=67108869\n"
+					    "POST /v2/big/blobs/uploads/ auth=- body=0\n"
+					    "PUT /big/1?s=1&digest=sha256%3A2cf24dba5fb0a30e26e83b2"
+					    "ac5b9e29e1b161e5c1fa7425e73043362938b9824 auth=- "
+					    "body=67108869\n");
+		} else {
+			/* remembered: chunks from the start */
+			assert_null(strstr(log, "body=67108869"));
+		}
+		assert_log_has(log,
+			       "POST /v2/big/blobs/uploads/ auth=- body=0\n"
+			       "PATCH /big/1?s=1 auth=- body=67108864\n"
+			       "PUT /big/1?s=2&digest=sha256%3A2cf24dba5fb0a30e26e83b2ac5b9e29e1b"
+			       "161e5c1fa7425e73043362938b9824 auth=- body=5\n");
+		free(log);
+	}
+	close(fd);
+	epoch_registry_free(r);
+}
+
 /* One userdata for both callbacks: the result first, so epoch_result_fill can take it. */
 struct download {
 	struct epoch_result res;
@@ -378,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_token_flow),
 		cmocka_unit_test(test_tags_pages_sorted),
 		cmocka_unit_test(test_upload_session_other_origin),
+		cmocka_unit_test(test_whole_blob_then_chunks_after_413),
 		cmocka_unit_test(test_blob_verification),
 		cmocka_unit_test(test_cancel),
 	};

@@ -61,6 +61,10 @@ struct child_options {
 	/* Instead: stdin is a pipe whose write end the caller takes with child_take_stdin()
 	 * and streams into itself (e.g. a tar of GiBs into `cocoon snapshot import`). */
 	bool stdin_stream;
+	/* Capacity of the stdin and stdout pipes (F_SETPIPE_SZ, best effort: an unprivileged
+	 * process gets at most /proc/sys/fs/pipe-max-size). GiB streams need fewer wakeups
+	 * on both sides with 1 MiB than with the kernel's 64 KiB. 0: the kernel's. */
+	size_t pipe_size;
 	enum child_output stdout_mode, stderr_mode;
 	size_t output_cap;         /* per captured stream; 0: CHILD_OUTPUT_CAP_DEFAULT */
 	child_stdout_fn on_stdout; /* set: stdout is streamed here instead of captured */

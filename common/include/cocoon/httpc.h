@@ -127,6 +127,13 @@ struct httpc_params {
 
 	size_t max_body; /* buffered body cap; 0: HTTPC_DEFAULT_MAX_BODY */
 
+	/* Bulk transfers (GiB blobs): curl's receive and upload buffer sizes in bytes
+	 * (CURLOPT_BUFFERSIZE, CURLOPT_UPLOAD_BUFFERSIZE; curl caps them at 10 MiB and 2 MiB),
+	 * so the socket is read and written in larger pieces and the read callback fills more
+	 * at a time (on_data still gets at most 16 KiB per call, curl's own limit). 0: curl's
+	 * defaults (16 KiB and 64 KiB), right for small requests and many streams. */
+	size_t buffer_size;
+
 	/* Follow 3xx redirects (http and https only). The Authorization header is never
 	 * forwarded to another host, port or scheme (curl's rule while
 	 * CURLOPT_UNRESTRICTED_AUTH is off, which httpc never turns on). */
