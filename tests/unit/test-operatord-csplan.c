@@ -162,13 +162,13 @@ static void apply_status(json_t *obj, const struct plan *p)
 
 static void test_finalizer_first(void **state)
 {
-	json_t *obj = cs_obj("{\"agent\":{\"image\":\"ubuntu\"}}");
+	json_t *obj = cs_obj("{\"agent\":{\"image\":\"ubuntu\"}}"), *pods = json_array();
 	struct run r = {};
 	struct cs *cs;
 
 	json_object_del(json_object_get(obj, "metadata"), "finalizers");
 	cs = parse(obj);
-	plan_of(&r, cs, json_array(), NULL);
+	plan_of(&r, cs, pods, NULL);
 	assert_int_equal(r.plan.n_actions, 1);
 	assert_int_equal(r.plan.actions[0].kind, ACT_OBJ_UPDATE);
 	assert_string_equal(json_string_value(json_array_get(
@@ -178,6 +178,7 @@ static void test_finalizer_first(void **state)
 	assert_int_equal(r.plan.outcome, PLAN_REQUEUE);
 	run_done(&r);
 	cs_free(cs);
+	json_decref(pods);
 	json_decref(obj);
 }
 
