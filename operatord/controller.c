@@ -186,17 +186,6 @@ static void hib_on_delete(struct kube_informer *inf, const json_t *obj, void *u)
 	hib_on_add(inf, obj, u);
 }
 
-static bool pod_ready(const json_t *pod)
-{
-	size_t i;
-	json_t *cond;
-
-	json_array_foreach(json_object_get(json_object_get(pod, "status"), "conditions"), i, cond)
-		if (streq_ptr(json_string_value(json_object_get(cond, "type")), "Ready"))
-			return streq_ptr(json_string_value(json_object_get(cond, "status")), "True");
-	return false;
-}
-
 /* podRelevantChange (§2.2). */
 static bool pod_relevant_change(const json_t *old, const json_t *obj)
 {
@@ -207,7 +196,7 @@ static bool pod_relevant_change(const json_t *old, const json_t *obj)
 	if (!json_equal(json_object_get(json_object_get(old, "status"), "phase"),
 			json_object_get(json_object_get(obj, "status"), "phase")))
 		return true;
-	if (pod_ready(old) != pod_ready(obj))
+	if (cs_pod_ready(old) != cs_pod_ready(obj))
 		return true;
 	return !json_equal(json_object_get(om, "labels"), json_object_get(nm, "labels")) ||
 	       !json_equal(json_object_get(om, "annotations"), json_object_get(nm, "annotations"));

@@ -215,6 +215,8 @@ struct cs_pod *cs_pods_by_name(const struct cs_pods *p, const char *name);
  * to be cached: the managed-pod cache is most of operatord's memory. Classification, drift,
  * status and the event filters give the same answers on the trimmed pod. */
 void cs_pod_trim(json_t *pod);
+/* The PodReady condition is True (what cs_pod.ready says, without decoding the rest). */
+bool cs_pod_ready(const json_t *pod);
 /* Decodes one pod (no ownership or role checks): for hibernation passes. */
 int cs_pod_from_json(const json_t *pod, struct cs_pod *ret);
 

@@ -82,6 +82,11 @@ static const json_t *condition(const json_t *pod, const char *type)
 	return NULL;
 }
 
+bool cs_pod_ready(const json_t *pod)
+{
+	return streq_ptr(str_member(condition(pod, "Ready"), "status"), "True");
+}
+
 static bool some_container_running(const json_t *pod)
 {
 	const json_t *c;
@@ -139,7 +144,7 @@ int cs_pod_from_json(const json_t *pod, struct cs_pod *ret)
 	p.dead_letter = is_true(anns, META_ANN_DEAD_LETTER);
 	p.restore_from_hibernate = is_true(anns, META_ANN_RESTORE_FROM_HIBERNATE);
 
-	p.ready = streq_ptr(str_member(condition(pod, "Ready"), "status"), "True");
+	p.ready = cs_pod_ready(pod);
 	p.terminal =
 	    streq_ptr(p.lifecycle_state, META_LIFECYCLE_FAILED) || streq(p.phase, "Failed");
 	p.vm_live = p.vm_id && some_container_running(pod);
