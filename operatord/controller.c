@@ -74,7 +74,7 @@ struct controller {
 	bool ready_sent;
 	sd_event_source *resync;
 	sd_event_source *trim; /* malloc_trim once idle */
-	unsigned passes; /* in flight */
+	unsigned passes;       /* in flight */
 	char describe[256];
 };
 
@@ -137,7 +137,8 @@ static int parse_key(const char *key, enum kind *ret_kind, char **ret_ns, char *
 	if (!b)
 		return -EINVAL;
 	for (int k = 0; k < _KIND_MAX; k++)
-		if ((size_t)(a - key) == strlen(kind_key[k]) && strncmp(key, kind_key[k], a - key) == 0) {
+		if ((size_t)(a - key) == strlen(kind_key[k]) &&
+		    strncmp(key, kind_key[k], a - key) == 0) {
 			*ret_kind = k;
 			*ret_ns = strndup(a + 1, b - a - 1);
 			*ret_name = strdup(b + 1);
@@ -207,8 +208,8 @@ static void pod_to_owner(struct controller *c, const json_t *pod)
 	size_t i;
 	json_t *ref;
 
-	json_array_foreach(json_object_get(json_object_get(pod, "metadata"), "ownerReferences"), i,
-			   ref) {
+	json_array_foreach (json_object_get(json_object_get(pod, "metadata"), "ownerReferences"), i,
+			    ref) {
 		const char *api = json_string_value(json_object_get(ref, "apiVersion"));
 
 		if (!json_is_true(json_object_get(ref, "controller")) ||
@@ -225,14 +226,16 @@ static void pod_to_hibernations(struct controller *c, const json_t *pod)
 {
 	_cleanup_(freep) char *ref = NULL;
 
-	if (asprintf(&ref, "%s/%s", meta_str(pod, "namespace") ?: "", meta_str(pod, "name") ?: "") < 0)
+	if (asprintf(&ref, "%s/%s", meta_str(pod, "namespace") ?: "", meta_str(pod, "name") ?: "") <
+	    0)
 		return;
 	for (int k = KIND_CH; k <= KIND_HIB; k++) {
-		_cleanup_(json_decrefp) json_t *l = kube_informer_by_index(c->inf[k], INDEX_PODREF, ref);
+		_cleanup_(json_decrefp) json_t *l =
+		    kube_informer_by_index(c->inf[k], INDEX_PODREF, ref);
 		size_t i;
 		json_t *o;
 
-		json_array_foreach(l, i, o)
+		json_array_foreach (l, i, o)
 			enqueue_obj(c, k, o);
 	}
 }
@@ -253,7 +256,8 @@ static void pod_on_update(struct kube_informer *inf, const json_t *old, const js
 static char **index_podref(const json_t *obj, void *u)
 {
 	const json_t *spec = json_object_get(obj, "spec");
-	const char *pod = json_string_value(json_object_get(json_object_get(spec, "podRef"), "name"));
+	const char *pod =
+	    json_string_value(json_object_get(json_object_get(spec, "podRef"), "name"));
 	char *key = NULL, **l;
 
 	if (!pod)
@@ -275,9 +279,9 @@ static bool caches_synced(const struct controller *c, bool hibernation)
 {
 	if (!kube_informer_synced(c->pods))
 		return false;
-	return hibernation ? kube_informer_synced(c->inf[KIND_CH]) :
-			     kube_informer_synced(c->inf[KIND_CS]) &&
-				     kube_informer_synced(c->inf[KIND_CH]);
+	return hibernation
+		   ? kube_informer_synced(c->inf[KIND_CH])
+		   : kube_informer_synced(c->inf[KIND_CS]) && kube_informer_synced(c->inf[KIND_CH]);
 }
 
 static void pass_free(struct pass *p)
@@ -306,8 +310,8 @@ static void pass_end(struct pass *p, enum plan_outcome outcome, uint64_t after, 
 		     unsigned writes)
 {
 	struct controller *c = p->c;
-	const char *controller = p->kind == KIND_CS || p->kind == KIND_LCS ? "cocoonset" :
-									   "hibernation";
+	const char *controller =
+	    p->kind == KIND_CS || p->kind == KIND_LCS ? "cocoonset" : "hibernation";
 	const char *result = "done";
 
 	switch (outcome) {
@@ -387,13 +391,18 @@ static void pass_plan(struct pass *p)
 	int r;
 
 	if (p->cs) {
-		struct cs_inputs in = { .cs = p->cs, .pods = p->pods,
-					.hibernations = p->hibernations, .facts = &p->facts,
+		struct cs_inputs in = { .cs = p->cs,
+					.pods = p->pods,
+					.hibernations = p->hibernations,
+					.facts = &p->facts,
 					.now_usec = kube_time_now() };
 		r = cs_plan(&in, &plan);
 	} else {
-		struct hib_inputs in = { .hib = p->hib, .pod = p->pod, .others = p->hibernations,
-					 .facts = &p->facts, .now_usec = kube_time_now(),
+		struct hib_inputs in = { .hib = p->hib,
+					 .pod = p->pod,
+					 .others = p->hibernations,
+					 .facts = &p->facts,
+					 .now_usec = kube_time_now(),
 					 .exit_seen_ltt_usec = exit_seen(c, p->hib->uid),
 					 .registry = registry_display(c->registry) };
 		r = hib_plan(&in, &plan);
@@ -424,7 +433,8 @@ static json_t *namespace_hibernations(const struct controller *c, const char *ns
 	json_t *all = json_array();
 
 	for (int k = KIND_CH; k <= KIND_HIB && all; k++) {
-		_cleanup_(json_decrefp) json_t *l = kube_informer_by_index(c->inf[k], "namespace", ns);
+		_cleanup_(json_decrefp) json_t *l =
+		    kube_informer_by_index(c->inf[k], "namespace", ns);
 
 		if (l && json_array_extend(all, l) < 0)
 			return json_decref(all), NULL;
@@ -438,8 +448,8 @@ static void pass_on_pod(struct kube_call *call, int error, json_t *obj,
 	struct pass *p = userdata;
 
 	if (error < 0 && error != -ENOENT) {
-		pass_end(p, PLAN_ERROR, 0, status && status->message ? status->message : strerror(-error),
-			 0);
+		pass_end(p, PLAN_ERROR, 0,
+			 status && status->message ? status->message : strerror(-error), 0);
 		return;
 	}
 	p->pod = error < 0 ? NULL : json_incref(obj);
@@ -475,7 +485,7 @@ static int pass_start_cs(struct pass *p)
 		json_decref(all);
 		return -ENOMEM;
 	}
-	json_array_foreach(all, i, pod)
+	json_array_foreach (all, i, pod)
 		if (streq_ptr(meta_str(pod, "namespace"), p->ns))
 			json_array_append(p->pods, pod);
 	json_decref(all);
@@ -501,8 +511,10 @@ static int pass_start_hib(struct pass *p)
 	}
 	/* One pass per VM at a time across CRs (§2.14's per-VM lock): two CRs on one pod take
 	 * turns. */
-	if (asprintf(&p->lock, "%s/%s", p->ns, *p->hib->pod_name ? p->hib->pod_name :
-				   p->hib->vm_name ? p->hib->vm_name : p->name) < 0) {
+	if (asprintf(&p->lock, "%s/%s", p->ns,
+		     *p->hib->pod_name ? p->hib->pod_name
+		     : p->hib->vm_name ? p->hib->vm_name
+				       : p->name) < 0) {
 		p->lock = NULL;
 		return -ENOMEM;
 	}
@@ -554,8 +566,13 @@ static void controller_process(struct workqueue *q, const char *key, void *userd
 		workqueue_done(q, key);
 		return;
 	}
-	*p = (struct pass){ .c = c, .q = q, .key = (char *)key, .kind = kind, .ns = ns,
-			    .name = name, .started = now_mono() };
+	*p = (struct pass){ .c = c,
+			    .q = q,
+			    .key = (char *)key,
+			    .kind = kind,
+			    .ns = ns,
+			    .name = name,
+			    .started = now_mono() };
 	c->passes++;
 	if (asprintf(&obj_key, "%s/%s", p->ns, p->name) < 0) {
 		obj_key = NULL;
@@ -568,10 +585,11 @@ static void controller_process(struct workqueue *q, const char *key, void *userd
 		return;
 	}
 	p->obj = json_deep_copy(obj);
-	if (!p->obj || json_object_set_new(p->obj, "apiVersion",
-					   json_string(p->kind == KIND_LCS || p->kind == KIND_HIB ?
-							       META_LEGACY_API_VERSION :
-							       META_API_VERSION)) < 0 ||
+	if (!p->obj ||
+	    json_object_set_new(p->obj, "apiVersion",
+				json_string(p->kind == KIND_LCS || p->kind == KIND_HIB
+						? META_LEGACY_API_VERSION
+						: META_API_VERSION)) < 0 ||
 	    json_object_set_new(p->obj, "kind", json_string(kind_name[p->kind])) < 0) {
 		pass_end(p, PLAN_ERROR, 0, "out of memory", 0);
 		return;
@@ -594,7 +612,7 @@ static void enqueue_all(struct controller *c)
 		size_t i;
 		json_t *o;
 
-		json_array_foreach(l, i, o) {
+		json_array_foreach (l, i, o) {
 			if (k == KIND_CS || k == KIND_LCS)
 				cs_on_add(c->inf[k], o, c);
 			else
@@ -630,8 +648,7 @@ static void controller_on_new_leader(struct kube_leader *l, const char *identity
 	log_info("the lease %s is held by %s", OPERATORD_LEASE_NAME, identity);
 }
 
-static const char *lease_namespace(const struct operatord_config *cfg,
-				   const struct kube_config *kc)
+static const char *lease_namespace(const struct operatord_config *cfg, const struct kube_config *kc)
 {
 	if (cfg->pod_namespace)
 		return cfg->pod_namespace;
@@ -721,7 +738,7 @@ static int controller_on_resync(sd_event_source *s, uint64_t usec, void *u)
 			size_t i;
 			json_t *o;
 
-			json_array_foreach(l, i, o)
+			json_array_foreach (l, i, o)
 				enqueue_obj(c, k, o);
 		}
 	/* A timer is one-shot: moving it does not enable it again. */
@@ -810,7 +827,8 @@ static int controller_informers(struct controller *c)
 	for (int k = 0; k < _KIND_MAX && r >= 0; k++) {
 		bool cs = k == KIND_CS || k == KIND_LCS;
 
-		r = controller_informer(c, &resources[k], NULL, cs ? &cs_h : &hib_h, !cs, &c->inf[k]);
+		r = controller_informer(c, &resources[k], NULL, cs ? &cs_h : &hib_h, !cs,
+					&c->inf[k]);
 	}
 	if (r >= 0)
 		r = controller_informer(c, &pods_resource, META_LABEL_COCOONSET, &pod_h, false,
@@ -837,7 +855,8 @@ static int controller_servers(struct controller *c, const struct operatord_confi
 				       cfg->metrics_addr);
 	pport = http_server_listen_address(c->probe_server, cfg->probe_addr);
 	if (pport < 0)
-		return log_error_errno(pport, "cannot listen on PROBE_ADDR=%s: %m", cfg->probe_addr);
+		return log_error_errno(pport, "cannot listen on PROBE_ADDR=%s: %m",
+				       cfg->probe_addr);
 	snprintf(c->describe, sizeof(c->describe),
 		 "metrics on %s (port %d), probes on %s (port %d), registry %s", cfg->metrics_addr,
 		 mport, cfg->probe_addr, pport, registry_display(c->registry));
@@ -870,7 +889,8 @@ static int controller_kube(struct controller *c, const struct operatord_config *
 	}
 	r = kube_client_new(c->event, kc, &o, &c->kube);
 	if (r < 0)
-		return log_error_errno(r, "cannot create the Kubernetes client (%s): %m", kc->source);
+		return log_error_errno(r, "cannot create the Kubernetes client (%s): %m",
+				       kc->source);
 	log_info("talking to %s (%s)", kc->server, kc->source);
 	r = kube_recorder_new(c->kube, OPERATORD_COMPONENT, NULL, &c->recorder);
 	if (r >= 0)
@@ -916,8 +936,9 @@ int controller_new(struct loop *loop, const struct operatord_config *cfg, struct
 		r = controller_kube(c, cfg);
 	if (r < 0)
 		return r;
-	c->ctx = (struct exec_ctx){ .kube = c->kube, .registry = c->registry,
-				    .recorder = c->recorder, .metrics = c->om };
+	c->ctx = (struct exec_ctx){
+		.kube = c->kube, .registry = c->registry, .recorder = c->recorder, .metrics = c->om
+	};
 	r = sd_event_add_time_relative(c->event, &c->resync, CLOCK_MONOTONIC, OPERATORD_RESYNC_USEC,
 				       0, controller_on_resync, c);
 	if (r < 0)

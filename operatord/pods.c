@@ -320,7 +320,8 @@ static void keep_only(json_t *o, const char *const *keep)
 
 	if (!json_is_object(o))
 		return;
-	json_object_foreach_safe(o, tmp, k, v) {
+	json_object_foreach_safe(o, tmp, k, v)
+	{
 		bool wanted = false;
 
 		for (const char *const *w = keep; *w && !wanted; w++)
@@ -335,23 +336,32 @@ static void keep_only_each(json_t *array, const char *const *keep)
 	size_t i;
 	json_t *e;
 
-	json_array_foreach(array, i, e)
+	json_array_foreach (array, i, e)
 		keep_only(e, keep);
 }
 
 void cs_pod_trim(json_t *pod)
 {
-	static const char *const top[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
-	static const char *const meta[] = { "name",        "namespace",       "uid",
-					    "resourceVersion", "generation", "labels",
-					    "annotations", "ownerReferences", "deletionTimestamp",
+	static const char *const top[] = {
+		"apiVersion", "kind", "metadata", "spec", "status", NULL
+	};
+	static const char *const meta[] = { "name",
+					    "namespace",
+					    "uid",
+					    "resourceVersion",
+					    "generation",
+					    "labels",
+					    "annotations",
+					    "ownerReferences",
+					    "deletionTimestamp",
 					    NULL };
 	static const char *const spec[] = { "nodeName", "nodeSelector", "serviceAccountName",
 					    "containers", NULL };
 	static const char *const container[] = { "name", "resources", "envFrom", NULL };
 	static const char *const status[] = { "phase", "conditions", "containerStatuses", NULL };
-	static const char *const condition[] = { "type", "status", "reason", "message",
-						 "lastTransitionTime", NULL };
+	static const char *const condition[] = {
+		"type", "status", "reason", "message", "lastTransitionTime", NULL
+	};
 	static const char *const container_status[] = { "name", "state", NULL };
 	json_t *sp = json_object_get(pod, "spec"), *st = json_object_get(pod, "status");
 

@@ -13,12 +13,11 @@
 
 #include "../../operatord/operatord.h"
 
-
 static struct cs *demo(void)
 {
 	json_auto_t *obj = load_quoted("{'apiVersion':'cocoonset.cocoonstack.io/v1','kind':"
-				"'CocoonSet','metadata':{'name':'demo','namespace':'ns',"
-				"'uid':'u-1'},'spec':{'agent':{'image':'i'}}}");
+				       "'CocoonSet','metadata':{'name':'demo','namespace':'ns',"
+				       "'uid':'u-1'},'spec':{'agent':{'image':'i'}}}");
 	struct cs *cs = NULL;
 
 	assert_int_equal(cs_parse(obj, &cs, NULL), 0);
@@ -259,9 +258,10 @@ static void test_pod_fact_rows(void **state)
 
 static void test_pod_minimal(void **state)
 {
-	json_auto_t *bare = load_quoted("{'metadata':{}}"), *arr = load_quoted("[]"), *nomd = load_quoted("{}");
+	json_auto_t *bare = load_quoted("{'metadata':{}}"), *arr = load_quoted("[]"),
+		    *nomd = load_quoted("{}");
 	json_auto_t *tb = load_quoted("{'metadata':{'name':'t','labels':{"
-			       "'cocoonset.cocoonstack.io/role':'toolbox'}}}");
+				      "'cocoonset.cocoonstack.io/role':'toolbox'}}}");
 	struct cs_pod p;
 
 	assert_int_equal(cs_pod_from_json(bare, &p), 0);
