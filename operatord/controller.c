@@ -545,7 +545,7 @@ static void controller_process(struct workqueue *q, const char *key, void *userd
 	char *ns = NULL, *name = NULL;
 	enum kind kind;
 	struct pass *p;
-	const json_t *obj;
+	_cleanup_(json_decrefp) json_t *obj = NULL;
 	int r;
 
 	if (c->draining || !c->leading) {
@@ -803,6 +803,11 @@ static int controller_informer(struct controller *c, const struct kube_resource 
 		r = kube_informer_set_transform(*ret, pod_trim, NULL);
 	if (r >= 0 && res != &pods_resource)
 		r = kube_informer_add_index(*ret, "namespace", NULL, NULL);
+	/* CocoonSets and their pods are the bulk of the cache (two objects per set, thousands
+	 * of sets) and each is read once per pass: kept as text they cost a tenth. Hibernation
+	 * CRs are few and read by every pass in their namespace: kept decoded. */
+	if (r >= 0 && !podref)
+		r = kube_informer_set_compact(*ret, true);
 	if (r >= 0)
 		r = kube_informer_start(*ret);
 	return r;

@@ -6,7 +6,11 @@
  * a change that happened while the watch was gone.
  *
  * Objects are kept as the decoded JSON with metadata.managedFields dropped (the largest
- * part of most objects, and nothing a daemon reads), keyed "ns/name" or "name". Indexes map
+ * part of most objects, and nothing a daemon reads), keyed "ns/name" or "name"; or, for a
+ * compact informer, as that JSON's compact text, decoded again whenever it is read: a
+ * decoded object costs about ten times its text (a jansson node per value, a hash table per
+ * object), which for a daemon caching thousands of objects is most of its memory, while a
+ * read is a few microseconds of parsing. Indexes map
  * value → set of keys and are updated with every change of the cache, before handlers run,
  * so a handler sees a consistent cache. Update handlers are skipped when the
  * resourceVersion did not change (a relist returns every object again).
@@ -43,10 +47,10 @@ struct kube_informer {
 	void *userdata;
 	kube_transform_fn transform;
 	void *transform_userdata;
-	json_t *cache; /* key → trimmed object */
+	json_t *cache; /* key → trimmed object, or its compact text (a json string) */
 	struct informer_index indexes[INFORMER_MAX_INDEXES];
 	size_t n_indexes;
-	bool started, synced;
+	bool started, synced, compact;
 	unsigned list_failures;
 	unsigned dispatching;
 	bool dead;
@@ -220,14 +224,37 @@ static void indexes_update(struct kube_informer *inf, const char *key, const jso
 	}
 }
 
+/* What the cache holds for an object: the object itself, or its compact text. New
+ * reference; NULL without memory. */
+static json_t *cache_form(const struct kube_informer *inf, json_t *obj)
+{
+	_cleanup_(freep) char *text = NULL;
+
+	if (!inf->compact)
+		return json_incref(obj);
+	text = json_dumps(obj, JSON_COMPACT);
+	return text ? json_string_nocheck(text) : NULL;
+}
+
+/* The object under key as a new reference (decoded again for a compact informer); NULL
+ * when absent. */
+static json_t *cache_load(const struct kube_informer *inf, const char *key)
+{
+	json_t *stored = json_object_get(inf->cache, key);
+
+	if (!inf->compact || !stored)
+		return json_incref(stored);
+	return json_loadb(json_string_value(stored), json_string_length(stored), 0, NULL);
+}
+
 /* Takes obj. Files it under key and calls on_add or on_update (not when the
  * resourceVersion is unchanged). Returns false if a handler freed the informer. */
 static bool cache_upsert(struct kube_informer *inf, const char *key, json_t *obj)
 {
-	json_t *old = json_incref(json_object_get(inf->cache, key));
+	json_t *old = cache_load(inf, key);
 	bool same = old && streq_ptr(object_rv(old), object_rv(obj));
 
-	if (same || json_object_set(inf->cache, key, obj) < 0) {
+	if (same || json_object_set_new(inf->cache, key, cache_form(inf, obj)) < 0) {
 		json_decref(old);
 		json_decref(obj);
 		return true;
@@ -245,7 +272,7 @@ static bool cache_upsert(struct kube_informer *inf, const char *key, json_t *obj
 /* last is what on_delete gets: the watch's final state, or the cached object. */
 static bool cache_delete(struct kube_informer *inf, const char *key, const json_t *last)
 {
-	json_t *old = json_incref(json_object_get(inf->cache, key));
+	json_t *old = cache_load(inf, key);
 
 	if (!old)
 		return true;
@@ -500,6 +527,16 @@ int kube_informer_set_transform(struct kube_informer *inf, kube_transform_fn fn,
 	return 0;
 }
 
+int kube_informer_set_compact(struct kube_informer *inf, bool compact)
+{
+	if (!inf)
+		return -EINVAL;
+	if (inf->started)
+		return -EBUSY;
+	inf->compact = compact;
+	return 0;
+}
+
 int kube_informer_add_index(struct kube_informer *inf, const char *name, kube_index_fn fn,
 			    void *userdata)
 {
@@ -558,9 +595,17 @@ bool kube_informer_synced(const struct kube_informer *inf)
 	return inf && inf->synced;
 }
 
-const json_t *kube_informer_get(const struct kube_informer *inf, const char *key)
+json_t *kube_informer_get(const struct kube_informer *inf, const char *key)
 {
-	return inf && key ? json_object_get(inf->cache, key) : NULL;
+	return inf && key ? cache_load(inf, key) : NULL;
+}
+
+/* Appends the object under key to out; false without memory. */
+static bool append_cached(const struct kube_informer *inf, json_t *out, const char *key)
+{
+	json_t *obj = cache_load(inf, key);
+
+	return obj && json_array_append_new(out, obj) == 0;
 }
 
 json_t *kube_informer_by_index(const struct kube_informer *inf, const char *index,
@@ -576,7 +621,7 @@ json_t *kube_informer_by_index(const struct kube_informer *inf, const char *inde
 			continue;
 		out = json_array();
 		json_object_foreach (json_object_get(inf->indexes[i].values, value), key, v) {
-			if (out && json_array_append(out, json_object_get(inf->cache, key)) < 0) {
+			if (out && !append_cached(inf, out, key)) {
 				json_decref(out);
 				return NULL;
 			}
@@ -600,7 +645,7 @@ json_t *kube_informer_list(const struct kube_informer *inf)
 		return NULL;
 	out = json_array();
 	json_object_foreach (inf->cache, key, obj) {
-		if (out && json_array_append(out, obj) < 0) {
+		if (out && !append_cached(inf, out, key)) {
 			json_decref(out);
 			return NULL;
 		}

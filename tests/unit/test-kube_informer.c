@@ -58,6 +58,22 @@ static const char *rv_of(const json_t *o)
 	    json_object_get(json_object_get(o, "metadata"), "resourceVersion"));
 }
 
+/* What kube_informer_get returns for key, in a few words: "" when absent, else the RV, and
+ * whether metadata.managedFields and spec are there. */
+static const char *cached(struct kube_informer *inf, const char *key)
+{
+	static char out[128];
+	_cleanup_(json_decrefp) json_t *o = kube_informer_get(inf, key);
+	json_t *meta = json_object_get(o, "metadata");
+
+	if (!o)
+		return "";
+	snprintf(out, sizeof(out), "%s%s%s", rv_of(o),
+		 json_object_get(meta, "managedFields") ? " managedFields" : "",
+		 json_object_get(o, "spec") ? " spec" : "");
+	return out;
+}
+
 static const char *name_of(const json_t *o)
 {
 	return json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
@@ -243,15 +259,18 @@ static void script_main(struct fake_conn *c, size_t i, const char *target)
 	}
 }
 
+/* The same story for both ways of keeping the cache: decoded objects, and compact text
+ * (kube_informer_set_compact) decoded again on every read. */
 static void test_list_watch_relist(void **state)
 {
 	const struct kube_list_options sel = { .label_selector = "tier=x",
 					       .resource_version = "0" };
 	_cleanup_(kube_informer_freep) struct kube_informer *inf = NULL;
-	const json_t *a;
+	bool compact = *state != NULL;
 
 	script = script_main;
 	assert_int_equal(kube_informer_new(client, PATH, &sel, &handlers, NULL, &inf), 0);
+	assert_int_equal(kube_informer_set_compact(inf, compact), 0);
 	assert_int_equal(kube_informer_add_index(inf, "namespace", NULL, NULL), 0);
 	assert_int_equal(kube_informer_add_index(inf, "nodeName", NULL, NULL), 0);
 	assert_int_equal(kube_informer_add_index(inf, "owner", NULL, NULL), 0);
@@ -275,12 +294,21 @@ static void test_list_watch_relist(void **state)
 	/* The first list may come from the cache (RV "0") and carries the selector. */
 	assert_string_equal(query_value(srv.requests[0], "resourceVersion"), "0");
 	assert_string_equal(query_value(srv.requests[0], "labelSelector"), "tier%3Dx");
+	assert_int_equal(kube_informer_set_compact(inf, !compact), -EBUSY);
 	/* Keys; managedFields dropped from the cache. */
-	a = kube_informer_get(inf, "ns/a");
-	assert_non_null(a);
-	assert_null(json_object_get(json_object_get(a, "metadata"), "managedFields"));
-	assert_non_null(kube_informer_get(inf, "kube-system/c"));
-	assert_null(kube_informer_get(inf, "c"));
+	assert_string_equal(cached(inf, "ns/a"), "10 spec");
+	assert_string_equal(cached(inf, "kube-system/c"), "12 spec");
+	assert_string_equal(cached(inf, "c"), "");
+	{
+		/* Decoded objects are shared with the cache; compact text is decoded afresh for
+		 * every read. */
+		_cleanup_(json_decrefp) json_t *x = kube_informer_get(inf, "ns/a");
+		_cleanup_(json_decrefp) json_t *y = kube_informer_get(inf, "ns/a");
+
+		assert_true(compact ? x != y : x == y);
+		assert_true(json_equal(x, y));
+		assert_int_equal(x->refcount, compact ? 1 : 3);
+	}
 	assert_string_equal(lookup(inf, "namespace", "ns"), "a b");
 	assert_string_equal(lookup(inf, "label:app", "web"), "a b");
 	assert_string_equal(lookup(inf, "nodeName", "n1"), "a c");
@@ -320,7 +348,8 @@ static void test_list_watch_relist(void **state)
 	assert_string_equal(lookup(inf, "owner", "u2"), "e");
 	assert_string_equal(lookup(inf, "namespace", "kube-system"), "");
 	assert_string_equal(lookup(inf, "first", "b"), "");
-	assert_string_equal(rv_of(kube_informer_get(inf, "ns/d")), "30");
+	assert_string_equal(cached(inf, "ns/d"), "30 spec");
+	assert_string_equal(cached(inf, "ns/b"), "");
 }
 
 /* ---- failures ---- */
@@ -361,7 +390,7 @@ static void test_list_retry_and_cluster_scope(void **state)
 	wait_lines(2, 5000);
 	assert_string_equal(rec.lines[0], "SYNCED 0");
 	assert_string_equal(rec.lines[1], "ADD node1 6");
-	assert_non_null(kube_informer_get(inf, "node1"));
+	assert_string_equal(cached(inf, "node1"), "6");
 	assert_int_equal(srv.n_requests, 3);
 }
 
@@ -416,8 +445,7 @@ static void test_transform(void **state)
 	assert_int_equal(kube_informer_set_transform(inf, drop_spec, &calls), -EBUSY);
 	wait_lines(4, 5000);
 	assert_int_equal(calls, 3);
-	assert_non_null(kube_informer_get(inf, "ns/a"));
-	assert_null(json_object_get(kube_informer_get(inf, "ns/a"), "spec"));
+	assert_string_equal(cached(inf, "ns/a"), "1");
 	assert_string_equal(lookup(inf, "nodeName", "n"), "");
 }
 
@@ -425,6 +453,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_list_watch_relist, setup, teardown),
+		{ "test_list_watch_relist_compact", test_list_watch_relist, setup, teardown,
+		  (void *)"compact" },
 		cmocka_unit_test_setup_teardown(test_list_retry_and_cluster_scope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_from_handler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transform, setup, teardown),
