@@ -27,6 +27,14 @@ static const char *nonempty(const json_t *o, const char *key)
 	return isempty(s) ? NULL : s;
 }
 
+/* A key that has a legacy cocoon.cis/ alias, by meta.h's rule: the canonical key wins, an
+ * empty value counts as absent. So pods of the legacy generation (cocoon.cis/vm-name only)
+ * are read as well as the pods operatord makes. */
+static const char *aliased(const json_t *anns, const char *key, const char *legacy)
+{
+	return nonempty(anns, key) ?: nonempty(anns, legacy);
+}
+
 static bool is_true(const json_t *o, const char *key)
 {
 	return streq_ptr(str_member(o, key), "true");
@@ -132,15 +140,16 @@ int cs_pod_from_json(const json_t *pod, struct cs_pod *ret)
 					     : parse_slot(slot_label);
 	p.toolbox = p.role == CS_ROLE_TOOLBOX ? slot_label ?: "" : NULL;
 
-	p.vm_name = nonempty(anns, META_ANN_VM_NAME);
-	p.vm_id = nonempty(anns, META_ANN_VM_ID);
+	p.vm_name = aliased(anns, META_ANN_VM_NAME, META_LEGACY_ANN_VM_NAME);
+	p.vm_id = aliased(anns, META_ANN_VM_ID, META_LEGACY_ANN_VM_ID);
 	p.lifecycle_state = nonempty(anns, META_ANN_LIFECYCLE_STATE);
 	p.lifecycle_message = nonempty(anns, META_ANN_LIFECYCLE_STATE_MESSAGE);
 	p.generation_stamp = parse_stamp(str_member(anns, META_ANN_GENERATION));
 	p.lifecycle_observed_generation =
 	    parse_stamp(str_member(anns, META_ANN_LIFECYCLE_OBSERVED_GENERATION));
-	p.hibernate = is_true(anns, META_ANN_HIBERNATE);
-	p.managed = is_true(anns, META_ANN_MANAGED);
+	p.hibernate =
+	    streq_ptr(aliased(anns, META_ANN_HIBERNATE, META_LEGACY_ANN_HIBERNATE), "true");
+	p.managed = streq_ptr(aliased(anns, META_ANN_MANAGED, META_LEGACY_ANN_MANAGED), "true");
 	p.dead_letter = is_true(anns, META_ANN_DEAD_LETTER);
 	p.restore_from_hibernate = is_true(anns, META_ANN_RESTORE_FROM_HIBERNATE);
 

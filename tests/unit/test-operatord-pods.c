@@ -177,7 +177,17 @@ static void test_pod_facts(void **state)
 }
 
 /* One fact per row, from a pod with the given annotations and status. */
-enum fact_id { F_READY, F_TERMINAL, F_LIVE, F_UNSCHED, F_HIBERNATE, F_STAMP, F_OBSERVED };
+enum fact_id {
+	F_READY,
+	F_TERMINAL,
+	F_LIVE,
+	F_UNSCHED,
+	F_HIBERNATE,
+	F_STAMP,
+	F_OBSERVED,
+	F_VM_NAME, /* 1: "vk-new", 2: "vk-old", 0: none */
+	F_MANAGED,
+};
 
 static const struct {
 	const char *pod;
@@ -216,6 +226,19 @@ static const struct {
 	{ POD("'cocoonset.cocoonstack.io/generation':'9223372036854775808'", "{}"), F_STAMP, 0 },
 	{ POD("'vm.cocoonstack.io/lifecycle-observed-generation':'5'", "{}"), F_OBSERVED, 5 },
 	{ POD("'vm.cocoonstack.io/lifecycle-observed-generation':'5.0'", "{}"), F_OBSERVED, 0 },
+	/* Legacy cocoon.cis/ aliases: read when the canonical key is absent or empty. */
+	{ POD("'cocoon.cis/vm-name':'vk-old'", "{}"), F_VM_NAME, 2 },
+	{ POD("'vm.cocoonstack.io/name':'','cocoon.cis/vm-name':'vk-old'", "{}"), F_VM_NAME, 2 },
+	{ POD("'vm.cocoonstack.io/name':'vk-new','cocoon.cis/vm-name':'vk-old'", "{}"), F_VM_NAME,
+	  1 },
+	{ POD("'cocoon.cis/vm-name':''", "{}"), F_VM_NAME, 0 },
+	{ POD("'cocoon.cis/vm-id':'v'", RUNNING), F_LIVE, 1 },
+	{ POD("'cocoon.cis/hibernate':'true'", "{}"), F_HIBERNATE, 1 },
+	{ POD("'vm.cocoonstack.io/hibernate':'false','cocoon.cis/hibernate':'true'", "{}"),
+	  F_HIBERNATE, 0 },
+	{ POD("'cocoon.cis/managed':'true'", "{}"), F_MANAGED, 1 },
+	{ POD("'cocoonset.cocoonstack.io/managed':'false','cocoon.cis/managed':'true'", "{}"),
+	  F_MANAGED, 0 },
 };
 
 static void test_pod_fact_rows(void **state)
@@ -250,6 +273,15 @@ static void test_pod_fact_rows(void **state)
 			break;
 		case F_OBSERVED:
 			have = p.lifecycle_observed_generation;
+			break;
+		case F_VM_NAME:
+			have = !p.vm_name                   ? 0
+			       : streq(p.vm_name, "vk-new") ? 1
+			       : streq(p.vm_name, "vk-old") ? 2
+							    : -2;
+			break;
+		case F_MANAGED:
+			have = p.managed;
 			break;
 		}
 		assert_int_equal(have, fact_rows[i].want);
