@@ -343,7 +343,10 @@ struct scan {
 
 static bool key_is(const char *key, size_t len, const char *name)
 {
-	return strlen(name) == len && memcmp(key, name, len) == 0;
+	/* Most names of a table differ from the key in the first byte: compare that before
+	 * strlen() walks the name (key_index() runs for every member of a review). */
+	return (len == 0 || key[0] == name[0]) && strlen(name) == len &&
+	       memcmp(key, name, len) == 0;
 }
 
 /* Index of key in names (NULL-terminated), or -1. */

@@ -9,6 +9,7 @@
  * compared as written, nesting deeper than FASTJSON_MAX_DEPTH) is -EINVAL, and the caller
  * asks jansson, which then gives the value or its exact error message. So the fast path
  * never changes what a body decodes to, only how quickly a well-formed one does. */
+#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -150,6 +151,25 @@ static int read_escape(struct fastjson_reader *r)
 	return buf_append(&r->scratch, &to[e - from], 1);
 }
 
+/* How many of the 8 bytes at p are plain string bytes (not '"', '\\', a control character
+ * or part of a multibyte sequence), up to the first one that is not. Strings are most of a
+ * review's bytes, and looking at them a word at a time is what makes reading them cheap.
+ * A byte below n sets its top bit in (x - n * ones) & ~x (n <= 0x80); a borrow can only
+ * flag bytes above a byte that really is below n, so the lowest flag is exact. */
+static size_t plain_prefix8(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = ones << 7;
+	uint64_t x, quote, bslash, m;
+
+	memcpy(&x, p, sizeof x);
+	x = le64toh(x); /* byte 0 in the low bits, so the lowest flag is the first byte */
+	quote = x ^ (ones * '"');
+	bslash = x ^ (ones * '\\');
+	m = ((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash) | x;
+	m &= high;
+	return m ? (size_t)__builtin_ctzll(m) / 8 : 8;
+}
+
 /* The string at r->p (just past the opening quote). Without escapes it points into the
  * text; with them into r->scratch, valid until the next string. */
 static int read_string(struct fastjson_reader *r, const char **ret, size_t *ret_len)
@@ -160,9 +180,16 @@ static int read_string(struct fastjson_reader *r, const char **ret, size_t *ret_
 
 	buf_reset(&r->scratch);
 	while (r->p < r->end) {
-		unsigned char ch = *r->p;
+		unsigned char ch;
 		size_t n;
 
+		if (r->end - r->p >= 8) {
+			n = plain_prefix8(r->p);
+			r->p += n;
+			if (n == 8)
+				continue;
+		}
+		ch = *r->p;
 		if (ch == '"') {
 			if (escaped && buf_append(&r->scratch, start, (size_t)(r->p - start)) < 0)
 				return -ENOMEM;

@@ -49,6 +49,10 @@ struct http_server {
 	struct http_route *routes;
 	size_t n_routes;
 	sd_event_source *accept_retry; /* re-enables listeners after EMFILE and friends */
+	/* The connections' sockets live in this private epoll set, which sd-event watches as
+	 * one io source: one dispatch serves every connection that is ready (http.c). */
+	int epfd;
+	sd_event_source *epoll_src;
 
 	SSL_CTX *tls_ctx; /* NULL: plain HTTP */
 	BIO_METHOD *bio_method;
@@ -91,8 +95,8 @@ struct http_conn {
 
 	int fd;           /* -EBADF for a memory connection */
 	struct buf *sink; /* memory connection: where output goes */
-	sd_event_source *io, *timer, *defer;
-	uint32_t io_events;
+	sd_event_source *timer, *defer;
+	uint32_t io_events; /* what the socket waits for in the server's epoll set; 0: not in it */
 	uint64_t timer_at; /* when the timer fires (0: off); never later than the deadline */
 	char peer[HTTP_PEER_MAX];
 

@@ -3,15 +3,22 @@
  * bytes between a socket (plain or TLS) and the parser or an upgraded stream, per-state
  * deadlines, graceful shutdown and statistics.
  *
- * A connection is driven only by conn_pump(), from its io source, its timer or its defer
- * source (used when something outside the pump, like a late reply, changed its state), so
- * user callbacks never run nested inside other user calls. Connections are reference
- * counted: closing releases the socket at once, the memory goes when the last caller up
- * the stack lets go.
+ * A connection is driven only by conn_pump(), from its socket becoming ready, its timer or
+ * its defer source (used when something outside the pump, like a late reply, changed its
+ * state), so user callbacks never run nested inside other user calls. Connections are
+ * reference counted: closing releases the socket at once, the memory goes when the last
+ * caller up the stack lets go.
+ *
+ * The sockets are not sd-event sources of their own: sd-event dispatches one source per
+ * loop iteration, each after an epoll_wait() that reports (and re-polls) every ready socket
+ * again, so with n busy connections each request paid for n. They sit in a private
+ * level-triggered epoll set instead, which sd-event watches as one source; its dispatch
+ * serves up to IO_BATCH ready connections, each for at most PUMP_ROUNDS rounds, and what is
+ * left stays ready for the next dispatch, after the loop's other sources had their turn.
  *
  * System calls per request are kept to what the exchange needs: a read that leaves the
- * socket empty is the last one until epoll reports more (its io source is level-triggered,
- * so nothing is missed), and a reply made inside the pump is sent by the pump's next round
+ * socket empty is the last one until epoll reports more (the set is level-triggered, so
+ * nothing is missed), and a reply made inside the pump is sent by the pump's next round
  * rather than by another trip through the event loop. */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,9 +33,11 @@
 #include "cocoon/log.h"
 #include "http-internal.h"
 
-/* Connections served per listener wakeup, and pump rounds per connection wakeup, so one
- * busy peer cannot starve the others. */
+/* Connections accepted per listener wakeup, ready connections served per dispatch of the
+ * epoll set, and pump rounds per connection wakeup, so one busy peer cannot starve the
+ * others, nor the connections the rest of the loop. */
 #define ACCEPT_BATCH 64
+#define IO_BATCH     64
 #define PUMP_ROUNDS  16
 /* After accept() ran out of file descriptors or memory: pause before trying again. */
 #define ACCEPT_RETRY_USEC (100 * 1000ULL)
@@ -61,6 +70,7 @@ int http_server_new(sd_event *event, const struct http_server_config *cfg, struc
 	if (!s)
 		return -ENOMEM;
 	s->event = sd_event_ref(event);
+	s->epfd = -EBADF;
 	if (cfg)
 		s->cfg = *cfg;
 	if (!s->cfg.max_header_bytes)
@@ -113,6 +123,9 @@ void http_server_free(struct http_server *s)
 	free(s->routes);
 	sd_event_source_disable_unref(s->accept_retry);
 	sd_event_source_disable_unref(s->drained_src);
+	sd_event_source_disable_unref(s->epoll_src);
+	if (s->epfd >= 0)
+		close(s->epfd);
 	http_tls_server_done(s);
 	sd_event_unref(s->event);
 	free(s);
@@ -185,7 +198,12 @@ void http_conn_close(struct http_conn *c, int error)
 	if (error < 0 && error != -ECANCELED)
 		log_debug_errno(error, "http: %s: closing connection: %m", c->peer);
 
-	c->io = sd_event_source_disable_unref(c->io);
+	/* Out of the epoll set before the socket closes: a copy of it inherited by a child
+	 * that has yet to exec would keep it there, reporting for a freed connection. */
+	if (c->io_events != 0) {
+		(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		c->io_events = 0;
+	}
 	c->timer = sd_event_source_disable_unref(c->timer);
 	c->defer = sd_event_source_disable_unref(c->defer);
 	if (c->stream)
@@ -486,10 +504,28 @@ static uint64_t conn_deadline(const struct http_conn *c)
 	return 0;
 }
 
+/* Watch the socket for events in the server's epoll set (level-triggered, like sd-event's
+ * io sources). Nothing wanted takes it out of the set: epoll reports a hangup even with an
+ * empty mask, which would wake us forever. */
+static int conn_set_io_events(struct http_conn *c, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+	int op;
+
+	if (events == c->io_events)
+		return 0;
+	op = events == 0 ? EPOLL_CTL_DEL : c->io_events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+	if (epoll_ctl(c->server->epfd, op, c->fd, &ev) < 0)
+		return -errno;
+	c->io_events = events;
+	return 0;
+}
+
 static void conn_update_sources(struct http_conn *c)
 {
 	uint32_t events = 0;
 	uint64_t deadline;
+	int r;
 
 	if (c->fd < 0)
 		return;
@@ -505,13 +541,11 @@ static void conn_update_sources(struct http_conn *c)
 		if (conn_wants_read(c) && !c->read_drained && http_tls_pending(c))
 			http_conn_schedule(c);
 	}
-	/* Nothing wanted: switch the source off, or a hangup would wake us forever. */
-	if (events == 0) {
-		(void)sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-	} else {
-		if (events != c->io_events && sd_event_source_set_io_events(c->io, events) >= 0)
-			c->io_events = events;
-		(void)sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+	r = conn_set_io_events(c, events);
+	if (r < 0) {
+		/* Unwatched, the connection would hang until a timeout, if it has one. */
+		http_conn_close(c, r);
+		return;
 	}
 
 	/* Deadlines move later with every request; moving the timer each time would update
@@ -576,12 +610,53 @@ static void conn_pump(struct http_conn *c)
 	http_conn_unref(c);
 }
 
-static int conn_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+/* The epoll set has ready sockets: serve up to IO_BATCH of them. */
+static int server_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
-	struct http_conn *c = userdata;
+	struct http_server *s = userdata;
+	struct epoll_event ev[IO_BATCH];
+	int n;
 
-	c->read_drained = false;
-	conn_pump(c);
+	n = epoll_wait(s->epfd, ev, IO_BATCH, 0);
+	if (n < 0) {
+		/* Not with a timeout of 0 on our own set; an error returned would make sd-event
+		 * switch this source, and every connection with it, off for good. */
+		log_debug_errno(errno, "http: epoll_wait: %m");
+		return 0;
+	}
+	/* Serving one connection can close another of this batch (a shutdown from a
+	 * handler): the references keep each one's memory until its turn comes. */
+	for (int i = 0; i < n; i++)
+		http_conn_ref(ev[i].data.ptr);
+	for (int i = 0; i < n; i++) {
+		struct http_conn *c = ev[i].data.ptr;
+
+		if (!c->closed) {
+			c->read_drained = false;
+			conn_pump(c);
+		}
+		http_conn_unref(c);
+	}
+	return 0;
+}
+
+/* The epoll set, made with the first socket connection (memory connections need none). */
+static int server_init_io(struct http_server *s)
+{
+	int fd, r;
+
+	if (s->epfd >= 0)
+		return 0;
+	fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = sd_event_add_io(s->event, &s->epoll_src, fd, EPOLLIN, server_on_io, s);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	(void)sd_event_source_set_description(s->epoll_src, "http-connections");
+	s->epfd = fd;
 	return 0;
 }
 
@@ -647,7 +722,9 @@ static int conn_new_socket(struct http_server *s, int fd, const struct sockaddr_
 	struct http_conn *c;
 	int r;
 
-	r = conn_new(s, fd, &c);
+	r = server_init_io(s);
+	if (r >= 0)
+		r = conn_new(s, fd, &c);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -655,11 +732,8 @@ static int conn_new_socket(struct http_server *s, int fd, const struct sockaddr_
 	format_peer(ss, c->peer, sizeof c->peer);
 	/* Answers are written whole; do not hold back their last segment. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->io_events = EPOLLIN;
-	r = sd_event_add_io(s->event, &c->io, fd, EPOLLIN, conn_on_io, c);
-	if (r >= 0)
-		r = sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, 0, TIMER_ACCURACY_USEC,
-				      conn_on_timer, c);
+	r = sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, 0, TIMER_ACCURACY_USEC,
+			      conn_on_timer, c);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
 	if (r >= 0)

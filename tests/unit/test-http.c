@@ -3,7 +3,9 @@
  * over real TCP and TLS. Covers routing, 404/405, keep-alive, pipelining, chunked bodies,
  * the limits (413, 431, 400, 505, 408), async replies and clients that leave before them,
  * TLS with certificates from `tls`, reload, client certificates, upgrades to byte streams,
- * socket activation, max connections, graceful shutdown and the socket-free entry point. */
+ * socket activation, max connections, graceful shutdown, many connections ready at once (a
+ * few loop passes serve them all, a busy one does not starve the rest) and the socket-free
+ * entry point. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1517,6 +1519,117 @@ static void test_shutdown(void **state)
 	assert_int_equal(stats(f).connections_active, 0);
 }
 
+/* ---- many connections at once ---- */
+
+#define MANY_CLIENTS 150
+
+/* Loop iterations that dispatched something until every client has n responses. */
+static unsigned dispatches_until_answered(struct fixture *f, struct client *cl, size_t n_cl,
+					  unsigned n)
+{
+	uint64_t end = now_usec() + WAIT_USEC;
+	unsigned dispatches = 0;
+
+	for (;;) {
+		size_t done = 0;
+		int r;
+
+		for (size_t i = 0; i < n_cl; i++) {
+			client_poll(&cl[i]);
+			done += count_responses(cl[i].in.data) >= n;
+		}
+		if (done == n_cl)
+			return dispatches;
+		assert_true(now_usec() < end);
+		r = sd_event_run(f->e, 10 * MS);
+		assert_true(r >= 0);
+		dispatches += r > 0;
+	}
+}
+
+static void test_many_ready(void **state)
+{
+	struct fixture *f = *state;
+	struct client *cl = calloc(MANY_CLIENTS, sizeof *cl);
+
+	assert_non_null(cl);
+	fixture_start(f, NULL);
+	for (size_t i = 0; i < MANY_CLIENTS; i++)
+		client_open(f, &cl[i]);
+	LOOP_UNTIL(f, stats(f).connections_accepted == MANY_CLIENTS);
+	for (size_t i = 0; i < MANY_CLIENTS; i++)
+		client_send_str(f, &cl[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+	/* Every connection with a request waiting is served by a few passes of the loop, not
+	 * one pass each. */
+	assert_true(dispatches_until_answered(f, cl, MANY_CLIENTS, 1) <= 4);
+	for (size_t i = 0; i < MANY_CLIENTS; i++) {
+		assert_prefix(cl[i].in.data, "HTTP/1.1 200 OK\r\n");
+		assert_string_equal(nth_body(cl[i].in.data, 1), "hello");
+		client_close(&cl[i]);
+	}
+	assert_int_equal(stats(f).requests, MANY_CLIENTS);
+	free(cl);
+}
+
+static void test_busy_does_not_starve(void **state)
+{
+	struct fixture *f = *state;
+	static const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct client cl[2];
+	struct buf flood = BUF_INIT(0);
+
+	fixture_start(f, NULL);
+	client_open(f, &cl[0]);
+	client_open(f, &cl[1]);
+	LOOP_UNTIL(f, stats(f).connections_accepted == 2);
+	/* One client pipelines 200 requests, then another sends one: the second is answered
+	 * while the first still has most of its answers to come. */
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(buf_append(&flood, req, sizeof req - 1), 0);
+	client_send(f, &cl[0], flood.data, flood.len);
+	client_send_str(f, &cl[1], req);
+	dispatches_until_answered(f, &cl[1], 1, 1);
+	client_poll(&cl[0]);
+	assert_true(count_responses(cl[0].in.data) < 100);
+	client_wait_responses(f, &cl[0], 200);
+	client_close(&cl[0]);
+	client_close(&cl[1]);
+	buf_free(&flood);
+}
+
+static int h_stop(struct http_request *req, void *u)
+{
+	struct fixture *f = u;
+
+	http_server_shutdown(f->s, on_drained, f);
+	return http_reply(req, 200, "text/plain", "stopping", 8);
+}
+
+static void test_shutdown_in_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct client stop, idle;
+
+	fixture_start(f, NULL);
+	assert_int_equal(http_server_add_route(f->s, "GET", "/stop", 0, h_stop, f), 0);
+	client_open(f, &stop);
+	client_open(f, &idle);
+	LOOP_UNTIL(f, stats(f).connections_accepted == 2);
+	/* Both are ready in the same pass; the first one's handler shuts the server down,
+	 * which closes the second (idle until its bytes are read) before its turn. */
+	client_send_str(f, &stop, "GET /stop HTTP/1.1\r\nHost: t\r\n\r\n");
+	client_send_str(f, &idle, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+	client_wait_eof(f, &stop);
+	client_wait_eof(f, &idle);
+	assert_prefix(stop.in.data, "HTTP/1.1 200 OK\r\n");
+	assert_non_null(strstr(stop.in.data, "\r\nConnection: close\r\n"));
+	assert_int_equal(idle.in.len, 0);
+	LOOP_UNTIL(f, f->drained);
+	assert_int_equal(stats(f).requests, 1);
+	client_close(&stop);
+	client_close(&idle);
+}
+
 static void test_process_buffer(void **state)
 {
 	struct fixture *f = *state;
@@ -1571,6 +1684,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listen_systemd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_does_not_starve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_in_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_process_buffer, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

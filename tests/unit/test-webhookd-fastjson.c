@@ -116,6 +116,46 @@ static void test_values(void **state)
 	json_decref(v);
 }
 
+/* Strings are read a word at a time: a byte that ends the plain run (the closing quote, an
+ * escape, a multibyte sequence, a control character, invalid UTF-8) is found at any offset
+ * of any word, and the bytes just inside the plain range are taken. The fast reader takes
+ * exactly the texts jansson accepts here, and decodes them the same. */
+static void test_string_bytes_at_every_offset(void **state)
+{
+	static const char *const specials[] = {
+		"\"",   "\\n",   "\\u00e9", "\xc3\xa9", "\xf0\x9f\x98\x80",
+		"\x7f", " ",     "~",       "\x01",     "\x1f",
+		"\xff", "\xc3(", "\\",      "\x80",     "\\\"",
+	};
+
+	for (size_t k = 0; k < ELEMENTSOF(specials); k++)
+		for (size_t at = 0; at < 20; at++) {
+			char text[64], *a, *b;
+			json_t *fast = NULL, *slow;
+			int r;
+
+			snprintf(text, sizeof text, "[\"%.*s%s%.*s\",1]", (int)at,
+				 "aaaaaaaaaaaaaaaaaaaa", specials[k], (int)(19 - at),
+				 "bbbbbbbbbbbbbbbbbbb");
+			r = fastjson_load(text, strlen(text), &fast);
+			slow = json_loadb(text, strlen(text), JSON_REJECT_DUPLICATES, NULL);
+			if (!slow) {
+				if (r != -EINVAL)
+					fail_msg("fast reader took %s", text);
+				continue;
+			}
+			if (r != 0)
+				fail_msg("fast reader declined %s", text);
+			a = dump(fast);
+			b = dump(slow);
+			assert_string_equal(a, b);
+			free(a);
+			free(b);
+			json_decref(fast);
+			json_decref(slow);
+		}
+}
+
 /* Nesting up to the reader's own depth is taken; deeper goes to jansson, which accepts it. */
 static void test_depth(void **state)
 {
@@ -162,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_taken_like_jansson),
 		cmocka_unit_test(test_declined),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_string_bytes_at_every_offset),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_decoder_messages),
 	};
