@@ -11,9 +11,10 @@
 # one PUT ?digest= carrying the blob (epoch's default without EPOCH_CHUNK_SIZE).
 #
 # Push reads `cocoon snapshot export` and must hash each file before its upload can start
-# (the digest names the upload and decides whether it is needed at all), so it is shown
-# against curl uploading the file alone and against the least any digest-first client pays:
-# sha256 of the file, then the curl upload. Pull is shown twice: `epoch get` into a file
+# (the digest names the upload and decides whether it is needed at all). It spools nothing:
+# one export is only hashed, a second one (only when blobs are missing) streams into the
+# uploads. So it is shown against curl uploading the file alone and against the least any
+# digest-first client pays: sha256 of the file, then the curl upload. Pull is shown twice: `epoch get` into a file
 # (the same work as curl -o, plus verification) and `epoch pull` into the double's
 # `snapshot import`.
 set -euo pipefail
@@ -115,7 +116,7 @@ EOF
 	/usr/bin/time -v "$EPOCH" push "s$mib" >/dev/null 2>"$W/push.time"
 	t1=$(stop)
 	up=$(rate "$bytes" "$t0" "$t1")
-	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "push (export+spool+upload)" "$up" \
+	printf '%-6s %-26s %12s %12s %8s %12s\n' "${mib}M" "push (hash, then upload)" "$up" \
 		"$curl_up" "$(python3 -c "print(f'{$up / $curl_up:.2f}')")" "$(rss "$W/push.time")"
 	printf '%-6s %-26s %12s %12s %8s\n' "${mib}M" "push vs sha256, then curl" "$up" \
 		"$floor" "$(python3 -c "print(f'{$up / $floor:.2f}')")"

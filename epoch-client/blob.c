@@ -11,7 +11,9 @@
  * PUT <location>?digest= carrying the blob, or for blobs above the chunk size PATCH chunks
  * with Content-Range (each answer's Location is the next URL) and an empty closing PUT.
  * Without a configured chunk size a blob goes in one request; a 413 to it (a request size
- * limit, usually a proxy's) restarts it in a new session in chunks, for good. */
+ * limit, usually a proxy's) restarts it in a new session in chunks, for good. A blob read
+ * from a stream (push's second pass) cannot be restarted once bytes went out: those
+ * switches then end the upload with -ESPIPE and the caller starts it over. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +45,8 @@ struct blob_state {
 	/* PUT */
 	int fd;
 	const void *body;
+	epoch_read_fn read;
+	void *read_userdata;
 	enum put_step step;
 	uint64_t offset; /* bytes the session already holds */
 	char *location;
@@ -255,7 +259,7 @@ int epoch_call_resume(struct epoch_call *c)
 {
 	struct blob_state *s;
 
-	if (!c || c->ops != &blob_ops[BLOB_GET])
+	if (!c || (c->ops != &blob_ops[BLOB_GET] && c->ops != &blob_ops[BLOB_PUT]))
 		return -EINVAL;
 	s = c->state;
 	return xfer_resume(&s->x);
@@ -281,7 +285,11 @@ static void blob_on_sent(uint64_t bytes, void *userdata)
 static void blob_attach(struct blob_state *s, uint64_t from, uint64_t len)
 {
 	s->x.on_sent = blob_on_sent;
-	if (s->fd >= 0) {
+	if (s->read) {
+		s->x.body_read = s->read;
+		s->x.body_read_userdata = s->read_userdata;
+		s->x.body_fd_len = len;
+	} else if (s->fd >= 0) {
 		s->x.body_fd = s->fd;
 		s->x.body_off = from;
 		s->x.body_fd_len = len;
@@ -344,6 +352,16 @@ static int blob_put_step(struct epoch_call *c)
 	return k < 0 ? k : xfer_start(&s->x);
 }
 
+/* The registry wants the blob again, from a stream that gave part of it already. */
+static int blob_fail_streamed(struct epoch_call *c, const struct httpc_response *resp)
+{
+	struct blob_state *s = c->state;
+
+	return call_fail(c, ESPIPE,
+			 "%s: %ld after %" PRIu64 " streamed bytes; the blob must be sent again",
+			 s->x.url, resp->status, s->offset + s->x.body_pos);
+}
+
 /* The answer to one upload request; returns 1 when the next request is under way. */
 static int blob_put_continue(struct epoch_call *c, struct httpc_response *resp)
 {
@@ -351,7 +369,9 @@ static int blob_put_continue(struct epoch_call *c, struct httpc_response *resp)
 	const char *loc = httpc_response_header(resp, "Location", 0);
 	const char *dcd = httpc_response_header(resp, "Docker-Content-Digest", 0);
 	bool ok = resp->error == 0 && resp->status >= 200 && resp->status < 300;
-	uint64_t carried = s->x.body_fd >= 0 ? s->x.body_fd_len : s->x.body_len;
+	uint64_t carried = s->x.body_fd >= 0 || s->read ? s->x.body_fd_len : s->x.body_len;
+	/* stream bytes handed out so far: a new request cannot have them again */
+	uint64_t streamed = s->read ? s->offset + s->x.body_pos : 0;
 	_cleanup_(freep) char *what = xfer_describe(&s->x, resp);
 	int k;
 
@@ -361,6 +381,8 @@ static int blob_put_continue(struct epoch_call *c, struct httpc_response *resp)
 		log_debug("%s: 413, uploading in chunks of %" PRIu64 " bytes from now on", s->x.url,
 			  registry_chunk_size(c->reg));
 		registry_set_upload_mode(c->reg, UPLOAD_SESSION);
+		if (streamed > 0)
+			return blob_fail_streamed(c, resp);
 		s->offset = 0;
 		s->step = PUT_POST;
 	} else if (s->step == PUT_MONOLITHIC && !ok && resp->error == 0 &&
@@ -368,6 +390,8 @@ static int blob_put_continue(struct epoch_call *c, struct httpc_response *resp)
 		   (resp->status == 404 || resp->status == 405 || resp->status == 400)) {
 		log_debug("%s: no monolithic blob PUT here, using upload sessions", s->x.url);
 		registry_set_upload_mode(c->reg, UPLOAD_SESSION);
+		if (streamed > 0)
+			return blob_fail_streamed(c, resp);
 		s->step = PUT_POST;
 	} else if (!ok) {
 		return call_fail(c, resp->error ?: -EIO, "%s", what);
@@ -391,7 +415,7 @@ static int blob_put_continue(struct epoch_call *c, struct httpc_response *resp)
 		if (k < 0)
 			return call_fail(c, k, "%s: unusable Location \"%.200s\"", s->x.url, loc);
 		if (s->step == PUT_PATCH)
-			s->offset += s->x.body_fd >= 0 ? s->x.body_fd_len : s->x.body_len;
+			s->offset += carried;
 		s->step = s->size - s->offset > registry_chunk_size(c->reg) ? PUT_PATCH : PUT_CLOSE;
 	}
 	k = blob_put_step(c);
@@ -430,6 +454,22 @@ static void blob_on_done(struct xfer *x, struct httpc_response *resp, void *user
 	call_finish(c);
 }
 
+static int blob_put_start(struct epoch_call *c, struct epoch_call **ret)
+{
+	struct blob_state *s = c->state;
+	int k;
+
+	s->step = registry_upload_mode(c->reg) == UPLOAD_SESSION ? PUT_POST : PUT_MONOLITHIC;
+	k = blob_put_step(c);
+	if (k < 0) {
+		epoch_call_cancel(c);
+		return k;
+	}
+	if (ret)
+		*ret = c;
+	return 0;
+}
+
 int epoch_blob_put(struct epoch_registry *r, const char *name, const char *digest, int fd,
 		   const void *mem, uint64_t size, epoch_progress_fn progress, void *progress_ud,
 		   epoch_done_fn done, void *userdata, struct epoch_call **ret)
@@ -449,13 +489,28 @@ int epoch_blob_put(struct epoch_registry *r, const char *name, const char *diges
 	s->size = size;
 	s->progress = progress;
 	s->progress_userdata = progress_ud;
-	s->step = registry_upload_mode(r) == UPLOAD_SESSION ? PUT_POST : PUT_MONOLITHIC;
-	k = blob_put_step(c);
-	if (k < 0) {
-		epoch_call_cancel(c);
+	return blob_put_start(c, ret);
+}
+
+int epoch_blob_put_stream(struct epoch_registry *r, const char *name, const char *digest,
+			  uint64_t size, epoch_read_fn read, void *read_userdata,
+			  epoch_progress_fn progress, void *progress_ud, epoch_done_fn done,
+			  void *userdata, struct epoch_call **ret)
+{
+	struct blob_state *s;
+	struct epoch_call *c;
+	int k;
+
+	if (!read)
+		return -EINVAL;
+	k = blob_new(r, BLOB_PUT, name, digest, done, userdata, &c);
+	if (k < 0)
 		return k;
-	}
-	if (ret)
-		*ret = c;
-	return 0;
+	s = c->state;
+	s->read = read;
+	s->read_userdata = read_userdata;
+	s->size = size;
+	s->progress = progress;
+	s->progress_userdata = progress_ud;
+	return blob_put_start(c, ret);
 }

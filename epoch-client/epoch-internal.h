@@ -63,8 +63,12 @@ struct xfer {
 	char *headers[6];
 	const void *body; /* borrowed, copied by httpc */
 	size_t body_len;
-	int body_fd; /* >= 0: the body is body_len bytes of this fd from body_off */
+	int body_fd; /* >= 0: the body is body_fd_len bytes of this fd from body_off */
 	uint64_t body_off, body_fd_len, body_pos;
+	/* Or body_fd_len bytes from this stream, read once: a request that would need them
+	 * again (a Bearer challenge after body_pos > 0) ends with -ESPIPE instead. */
+	epoch_read_fn body_read;
+	void *body_read_userdata;
 	const void *body_mem; /* or memory streamed the same way */
 	bool follow_redirects;
 	size_t max_body;

@@ -169,6 +169,7 @@ struct progress {
 	bool tty;
 	uint64_t start, last;
 	bool shown;
+	const char *phase; /* the rate and ETA count from the start of each phase */
 };
 
 static uint64_t mono_usec(void)
@@ -186,6 +187,10 @@ static void progress_show(const struct epoch_progress *p, void *userdata)
 	char done[32], total[32], rate[32], eta[32] = "";
 	double bps;
 
+	if (!streq_ptr(p->phase, pr->phase)) {
+		pr->phase = p->phase;
+		pr->start = now;
+	}
 	if (now - pr->last < (pr->tty ? 100000 : 2000000))
 		return;
 	pr->last = now;
@@ -199,8 +204,9 @@ static void progress_show(const struct epoch_progress *p, void *userdata)
 			 (double)(p->all_total - p->all_done) / bps);
 	else if (bps > 0 && p->total > p->done)
 		snprintf(eta, sizeof eta, "  ETA %.0fs", (double)(p->total - p->done) / bps);
-	fprintf(stderr, "%s%-24.24s %10s / %-10s %10s/s%s%s", pr->tty ? "\r" : "", p->what, done,
-		total, rate, eta, pr->tty ? "\033[K" : "\n");
+	fprintf(stderr, "%s%s%s%-24.24s %10s / %-10s %10s/s%s%s", pr->tty ? "\r" : "",
+		p->phase ?: "", p->phase ? " " : "", p->what, done, total, rate, eta,
+		pr->tty ? "\033[K" : "\n");
 	pr->shown = true;
 }
 
@@ -614,8 +620,6 @@ static void usage(FILE *f)
 		fprintf(f, "  %s%s%s (default: %s)\n      %s\n", c->name,
 			c->alias ? ", alias " : "", c->alias ?: "", c->def ?: "unset", c->help);
 	}
-	fprintf(f, "  TMPDIR (default: /var/tmp)\n      Spool directory for push (room for the "
-		   "two largest snapshot files).\n");
 	fprintf(f, "\nExit status: 0 success, 1 failure, 2 usage or configuration error.\n");
 }
 

@@ -14,8 +14,9 @@
  *   stream.c    pulls: the importer child (`cocoon … import` fed through a FIFO), output
  *               with back-pressure, the hold-back gate that keeps unverified bytes from the
  *               importer, and the plan runner shared by snapshots and cloud images
- *   snapshot.c  snapshot push (`cocoon snapshot export -o -` → spooled, hashed layers, config
- *               blob, manifest) and the snapshot pull plan (→ `cocoon snapshot import`)
+ *   snapshot.c  snapshot push (`cocoon snapshot export -o -` read twice at most: hashed, then
+ *               missing layers streamed into their uploads; config blob, manifest) and the
+ *               snapshot pull plan (→ `cocoon snapshot import`)
  *   cloudimg.c  cloud images: disk layers in title order → `cocoon image import` or an fd
  *   tar.c, tar_sparse.c   tar/PAX reader and writer (tar.h)
  *   epoch.c     the `epoch` CLI (not in the library)
@@ -254,11 +255,12 @@ typedef void (*epoch_done_fn)(const struct epoch_reply *reply, void *userdata);
 
 /* Progress of long transfers, for display. */
 struct epoch_progress {
+	const char *phase;  /* push: "reading" (hashing the export), then "uploading"; else NULL */
 	const char *what;   /* the file or layer being moved */
 	uint64_t done;      /* bytes of it so far */
 	uint64_t total;     /* its size */
-	uint64_t all_done;  /* bytes of every blob so far */
-	uint64_t all_total; /* 0 while unknown (push reads a stream) */
+	uint64_t all_done;  /* bytes of every blob so far (in this phase) */
+	uint64_t all_total; /* 0 while unknown (push's reading phase) */
 };
 typedef void (*epoch_progress_fn)(const struct epoch_progress *p, void *userdata);
 
@@ -307,6 +309,7 @@ int epoch_blob_get(struct epoch_registry *r, const char *name, const char *diges
 /* The same into memory (size at most EPOCH_CONFIG_MAX): reply->body. */
 int epoch_blob_fetch(struct epoch_registry *r, const char *name, const char *digest, uint64_t size,
 		     epoch_done_fn done, void *userdata, struct epoch_call **ret);
+/* Continue a download or a streamed upload paused by its callback's -EAGAIN. */
 int epoch_call_resume(struct epoch_call *c);
 
 /* Upload size bytes, from fd at offset 0 (pread; fd borrowed) or from mem when fd < 0, as
@@ -318,6 +321,18 @@ int epoch_call_resume(struct epoch_call *c);
 int epoch_blob_put(struct epoch_registry *r, const char *name, const char *digest, int fd,
 		   const void *mem, uint64_t size, epoch_progress_fn progress, void *progress_ud,
 		   epoch_done_fn done, void *userdata, struct epoch_call **ret);
+
+/* Streamed upload source: copy up to n bytes of the blob into p and return how many (never
+ * 0 before the end), -EAGAIN to pause until epoch_call_resume(), another -errno to abort. */
+typedef ssize_t (*epoch_read_fn)(void *p, size_t n, void *userdata);
+/* The same as epoch_blob_put() with the bytes read once, in order, from read. When the
+ * registry wants bytes it was already given (a 405 that switches to upload sessions, a 413
+ * that switches to chunks, a token that expired) the handle adapts as usual but the upload
+ * fails with -ESPIPE: start it again with a new stream. */
+int epoch_blob_put_stream(struct epoch_registry *r, const char *name, const char *digest,
+			  uint64_t size, epoch_read_fn read, void *read_userdata,
+			  epoch_progress_fn progress, void *progress_ud, epoch_done_fn done,
+			  void *userdata, struct epoch_call **ret);
 
 /* ---- results for blocking use (CLIs) ---- */
 
@@ -349,15 +364,16 @@ struct epoch_push_options {
 	const char *tag;                            /* NULL: latest */
 	const char *base_image, *source, *revision; /* manifest annotations, may be NULL */
 	const char *const *cocoon; /* argv prefix of the runtime CLI, e.g. {"cocoon", NULL} */
-	const char *tmp_dir;       /* spool directory; NULL: $TMPDIR, else /var/tmp */
 	const char *created;       /* RFC 3339 time for the manifest; NULL: now (tests pin it) */
 	epoch_progress_fn progress;
 	void *progress_userdata;
 };
-/* Snapshot push (§2.6): the export tar is read from the child, each file spooled to an
- * unlinked temp file while hashed, uploaded unless the registry has it (while the next
- * file is spooled), then the config blob and the manifest. reply: digest (manifest),
- * size (all blobs), moved (bytes uploaded), n_layers. */
+/* Snapshot push (§2.6) in two passes over `cocoon snapshot export`, nothing written to
+ * disk: the first hashes every file and asks the registry for each digest, then the config
+ * blob goes up; only when a file is missing does a second export run, its missing files
+ * streamed straight into their uploads and hashed again (a file that changed between the
+ * passes fails the push). Then the manifest. reply: digest (manifest), size (all blobs),
+ * moved (bytes uploaded), n_layers. */
 int epoch_snapshot_push(struct epoch_registry *r, const struct epoch_push_options *o,
 			epoch_done_fn done, void *userdata, struct epoch_call **ret);
 

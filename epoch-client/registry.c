@@ -13,6 +13,7 @@
  * Every operation is a struct epoch_call with exactly one completion callback; errors
  * carry the request and the registry's own words ("PUT http://…/manifests/latest: 401
  * UNAUTHORIZED: authentication required"). */
+#include <inttypes.h>
 #include <jansson.h>
 #include <openssl/bio.h>
 #include <stdarg.h>
@@ -435,11 +436,17 @@ static ssize_t xfer_on_read(struct httpc_request *req, void *p, size_t size, voi
 
 	if (left == 0)
 		return 0;
-	n = pread(x->body_fd, p, MIN(size, left), (off_t)(x->body_off + x->body_pos));
-	if (n < 0)
-		return -errno;
+	if (x->body_read) {
+		n = x->body_read(p, MIN(size, left), x->body_read_userdata);
+		if (n < 0)
+			return n;
+	} else {
+		n = pread(x->body_fd, p, MIN(size, left), (off_t)(x->body_off + x->body_pos));
+		if (n < 0)
+			return -errno;
+	}
 	if (n == 0)
-		return -EIO; /* the file is shorter than it was when we hashed it */
+		return -EIO; /* the file or stream is shorter than it was when we hashed it */
 	x->body_pos += (uint64_t)n;
 	if (x->on_sent)
 		x->on_sent((uint64_t)n, x->userdata);
@@ -466,7 +473,7 @@ static int xfer_send(struct xfer *x, const char *bearer)
 		.low_speed_sec = LOW_SPEED_SEC,
 		.max_body = x->max_body ?: 64 * 1024,
 		.follow_redirects = x->follow_redirects,
-		.buffer_size = x->on_data || x->body_fd >= 0 ? BLOB_BUFFER : 0,
+		.buffer_size = x->on_data || x->body_fd >= 0 || x->body_read ? BLOB_BUFFER : 0,
 		.on_data = x->on_data,
 		.on_done = xfer_on_done,
 		.userdata = x,
@@ -475,7 +482,7 @@ static int xfer_send(struct xfer *x, const char *bearer)
 	for (size_t i = 0; i < ELEMENTSOF(x->headers); i++)
 		if (x->headers[i])
 			headers[n++] = x->headers[i];
-	if (x->body_fd >= 0) {
+	if (x->body_fd >= 0 || x->body_read) {
 		p.read = xfer_on_read;
 		p.read_size = (int64_t)x->body_fd_len;
 		x->body_pos = 0;
@@ -519,7 +526,13 @@ static void xfer_on_token(struct httpc_request *req, struct httpc_response *resp
 	if (!json_is_string(v) || !*json_string_value(v))
 		v = json_object_get(j, "access_token");
 	token = json_string_value(v);
-	if (token) {
+	if (x->body_read && x->body_pos > 0) {
+		/* The token is kept for the next attempt, but this body cannot be sent again. */
+		if (token)
+			(void)token_store(x->reg, x->scope ?: "", token,
+					  json_integer_value(json_object_get(j, "expires_in")));
+		k = -ESPIPE;
+	} else if (token) {
 		k = token_store(x->reg, x->scope ?: "", token,
 				json_integer_value(json_object_get(j, "expires_in")));
 		if (k >= 0)
@@ -534,8 +547,14 @@ static void xfer_on_token(struct httpc_request *req, struct httpc_response *resp
 	if (k < 0) {
 		struct httpc_response fake = { .error = k };
 
-		snprintf(fake.error_message, sizeof fake.error_message,
-			 "cannot retry after the token flow: %s", strerror(-k));
+		if (k == -ESPIPE)
+			snprintf(fake.error_message, sizeof fake.error_message,
+				 "the registry asked for a token after %" PRIu64
+				 " bytes of a streamed body, which cannot be sent again",
+				 x->body_pos);
+		else
+			snprintf(fake.error_message, sizeof fake.error_message,
+				 "cannot retry after the token flow: %s", strerror(-k));
 		x->done(x, &fake, x->userdata);
 	}
 }

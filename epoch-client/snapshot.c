@@ -1,18 +1,23 @@
 /* Snapshots through Epoch (net-epoch-runtime.md §2.6).
  *
- * Push: `cocoon snapshot export <snap> -o -` runs as a child (common/child, stdout streamed
- * with back-pressure) and its tar goes through the tar reader. snapshot.json is kept in
- * memory; every other file is spooled to an unlinked temp file (its size allocated at once)
- * while it is hashed, because the digest must be known before the upload (it names the blob,
- * and lets us skip blobs the registry already has). Spooling the next file overlaps with
- * uploading the previous one; the export is paused while a finished file waits for the
- * upload slot, so temp space is about the two largest files. Then the config blob and the
- * manifest (§2.5) are PUT.
+ * Push reads `cocoon snapshot export <snap> -o -` (a child, stdout streamed with
+ * back-pressure) through the tar reader, at most twice, and writes nothing to disk:
+ *  1. reading: every file is hashed (the digest names its blob and tells whether the
+ *     registry has it) and HEADed as soon as it ends. snapshot.json, the modes and the
+ *     sparse maps make the config blob, which goes up next, from memory: that also settles
+ *     the registry's upload mode and write token before any stream starts.
+ *  2. uploading, only when some file is missing: the export runs again and each missing
+ *     file's data flows through a bounded queue into its upload (the exporter is paused
+ *     while the queue is full), hashed again on the way; present files are skipped. A file
+ *     whose size, sparse map or digest differs from the first pass ends the push before its
+ *     last byte reaches the registry, so the manifest only ever names data we hashed.
+ * Then the manifest (§2.5). The original client spools to temp disk (room for the largest
+ * file); reading twice costs one more export but no disk, and hashing is cheaper than the
+ * page-cache copy a spool needs (docs/ARCHITECTURE.md, "Throughput limits").
  *
  * Pull plan: snapshot.json rebuilt from the config blob (name = the local name), then one
  * tar entry per layer in manifest order with the mode and COCOON.sparse.* records the
  * config recorded — for stream.c to fill with verified blob bytes. */
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,9 +30,16 @@
 
 #define EXPORT_STDERR_CAP (64 * 1024)
 #define STDERR_TAIL       600
-/* The export's pipe: 1 MiB instead of 64 KiB means fewer wakeups of the exporter and of us
- * (a 2 GiB file spooled ~20% faster). */
+/* The export's pipe: 1 MiB instead of 64 KiB means fewer wakeups of the exporter and of us. */
 #define EXPORT_PIPE_SIZE (1024 * 1024)
+/* Pass 2's queue between the export and the upload. The exporter is paused once less than
+ * QUEUE_HEADROOM is free (one stdout chunk, 64 KiB, must always fit) and resumed below half. */
+#define QUEUE_SIZE     (4U * 1024 * 1024)
+#define QUEUE_HEADROOM (1024U * 1024)
+/* Pass 2 starts over when an upload needs its stream again (see epoch_blob_put_stream());
+ * each time the registry handle has learnt something (upload mode, chunks, a token). */
+#define RESTARTS_MAX 3
+#define NONE         SIZE_MAX
 
 struct layer {
 	char *title;
@@ -36,19 +48,20 @@ struct layer {
 	uint32_t mode;
 	char *sparse_map;
 	uint64_t sparse_size;
-	int fd; /* the spool, closed once uploaded */
+	bool present; /* in the registry: found by HEAD, or uploaded */
+	bool seen;    /* met by the current pass 2 */
 };
 
-enum push_stage { STAGE_EXPORT, STAGE_CONFIG, STAGE_MANIFEST };
+enum push_stage { STAGE_READ, STAGE_CONFIG, STAGE_UPLOAD, STAGE_MANIFEST };
 
 struct push {
-	char *snapshot, *name, *tag, *base_image, *source, *revision, *tmp_dir, *created;
+	char *snapshot, *name, *tag, *base_image, *source, *revision, *created;
 	char **argv;
 	epoch_progress_fn progress;
 	void *progress_userdata;
 	enum push_stage stage;
 	struct child *exporter;
-	bool exported; /* the child exited 0 and the archive was complete */
+	bool exported; /* the current export exited 0 and its archive was complete */
 	bool paused;
 	struct tar_reader *tar;
 	char *note;   /* why a step inside the exporter's callback failed, for the exit handler */
@@ -57,10 +70,21 @@ struct push {
 	bool have_snapshot_json, in_snapshot_json;
 	struct layer *layers;
 	size_t n_layers;
-	struct layer *spooling; /* the entry being read, not yet in layers */
+	size_t cur; /* the layer whose data the tar reader delivers, or NONE */
 	EVP_MD_CTX *md;
-	size_t next_upload;
-	bool uploading; /* a HEAD/PUT for layers[next_upload] is in flight */
+	uint64_t read;    /* pass 1: file bytes hashed */
+	size_t next_head; /* pass 1: HEADs go one at a time, in file order */
+	bool heading;
+	/* pass 2 */
+	unsigned restarts;
+	char *queue; /* ring of QUEUE_SIZE: data of missing layers, in archive order */
+	size_t q_start, q_len;
+	size_t *order;              /* the missing layers in the order this export delivers them */
+	size_t n_order, next_up;    /* order[next_up]: uploading, or next to */
+	bool uploading, up_waiting; /* an upload is in flight; its read said -EAGAIN */
+	uint64_t up_given;          /* bytes of order[next_up] handed to the upload */
+	sd_event_source *defer;     /* starts and resumes uploads outside the child's callbacks */
+	uint64_t up_total, up_done;
 	uint64_t moved, total;
 	char *config;
 	size_t config_len;
@@ -68,20 +92,6 @@ struct push {
 	char *manifest;
 	size_t manifest_len;
 };
-
-static void layer_close(struct layer *l)
-{
-	closep(&l->fd);
-	l->fd = -EBADF;
-}
-
-static void layer_done(struct layer *l)
-{
-	free(l->title);
-	free(l->sparse_map);
-	closep(&l->fd);
-	l->fd = -EBADF;
-}
 
 static void push_release(struct epoch_call *c)
 {
@@ -91,12 +101,14 @@ static void push_release(struct epoch_call *c)
 		return;
 	child_free(p->exporter);
 	tar_reader_free(p->tar);
-	for (size_t i = 0; i < p->n_layers; i++)
-		layer_done(&p->layers[i]);
+	sd_event_source_disable_unref(p->defer);
+	for (size_t i = 0; i < p->n_layers; i++) {
+		free(p->layers[i].title);
+		free(p->layers[i].sparse_map);
+	}
 	free(p->layers);
-	if (p->spooling)
-		layer_done(p->spooling);
-	free(p->spooling);
+	free(p->queue);
+	free(p->order);
 	EVP_MD_CTX_free(p->md);
 	buf_free(&p->snapshot_json);
 	free(p->note);
@@ -109,7 +121,6 @@ static void push_release(struct epoch_call *c)
 	free(p->base_image);
 	free(p->source);
 	free(p->revision);
-	free(p->tmp_dir);
 	free(p->created);
 	strv_free(p->argv);
 	free(p);
@@ -145,114 +156,21 @@ _printf_(3, 4) static int push_note(struct push *p, int error, const char *fmt, 
 	return -ABS(error);
 }
 
-static void push_report(struct push *p, const char *what, uint64_t done, uint64_t total,
-			uint64_t in_flight)
+static void push_report(struct push *p, const char *what, uint64_t done, uint64_t total)
 {
+	bool reading = p->stage == STAGE_READ;
 	struct epoch_progress pr = {
+		.phase = reading ? "reading" : "uploading",
 		.what = what,
 		.done = done,
 		.total = total,
-		.all_done = p->moved + in_flight,
+		.all_done = reading ? p->read : p->up_done + done,
+		.all_total = reading ? 0 : p->up_total,
 	};
 
 	if (p->progress)
 		p->progress(&pr, p->progress_userdata);
 }
-
-/* ---- uploads: one at a time, in file order ----
- * push_kick() may run inside the exporter's stdout callback (via the tar reader), where the
- * call must not end; so it returns errors with a note and its callers decide. */
-
-static int push_config(struct epoch_call *c);
-static void push_on_head(const struct epoch_reply *reply, void *userdata);
-
-static int push_kick(struct epoch_call *c)
-{
-	struct push *p = c->state;
-	struct epoch_call *sub;
-	int k;
-
-	if (p->uploading)
-		return 0;
-	if (p->next_upload < p->n_layers) {
-		const struct layer *l = &p->layers[p->next_upload];
-
-		k = epoch_blob_head(c->reg, p->name, l->digest, push_on_head, c, &sub);
-		if (k < 0)
-			return push_note(p, k, "cannot check %s: %s", l->title, strerror(-k));
-		p->uploading = true;
-		call_adopt(c, sub);
-		return 0;
-	}
-	if (p->paused && p->exporter) {
-		p->paused = false;
-		child_resume_stdout(p->exporter);
-	}
-	return p->exported ? push_config(c) : 0;
-}
-
-static void push_kick_or_fail(struct epoch_call *c)
-{
-	struct push *p = c->state;
-	int k = push_kick(c);
-
-	if (k < 0)
-		push_fail(c, k, "%s", p->note ?: strerror(-k));
-}
-
-/* The current layer is in the registry (uploaded or found there). */
-static void push_layer_up(struct epoch_call *c)
-{
-	struct push *p = c->state;
-
-	layer_close(&p->layers[p->next_upload]);
-	p->uploading = false;
-	p->next_upload++;
-	push_kick_or_fail(c);
-}
-
-static void push_on_put(const struct epoch_reply *reply, void *userdata)
-{
-	struct epoch_call *c = userdata;
-	struct push *p = c->state;
-
-	if (reply->error < 0)
-		return push_fail(c, reply->error, "uploading %s: %s",
-				 p->layers[p->next_upload].title, reply->message);
-	p->moved += reply->moved;
-	push_layer_up(c);
-}
-
-static void push_on_upload_progress(const struct epoch_progress *pr, void *userdata)
-{
-	struct epoch_call *c = userdata;
-	struct push *p = c->state;
-
-	push_report(p, p->layers[p->next_upload].title, pr->done, pr->total, pr->done);
-}
-
-static void push_on_head(const struct epoch_reply *reply, void *userdata)
-{
-	struct epoch_call *c = userdata;
-	struct push *p = c->state;
-	struct layer *l = &p->layers[p->next_upload];
-	struct epoch_call *sub;
-	int k;
-
-	if (reply->error < 0)
-		return push_fail(c, reply->error, "checking %s: %s", l->title, reply->message);
-	if (reply->found) {
-		log_debug("%s: the registry has %s already", l->title, l->digest);
-		return push_layer_up(c);
-	}
-	k = epoch_blob_put(c->reg, p->name, l->digest, l->fd, NULL, l->size,
-			   push_on_upload_progress, c, push_on_put, c, &sub);
-	if (k < 0)
-		return push_fail(c, k, "cannot upload %s: %s", l->title, strerror(-k));
-	call_adopt(c, sub);
-}
-
-/* ---- reading the export ---- */
 
 static bool name_is_flat(const char *s)
 {
@@ -264,67 +182,122 @@ static bool name_is_flat(const char *s)
 	return true;
 }
 
-static int spool_open(const char *dir)
+static struct layer *push_find(struct push *p, const char *title)
 {
-	_cleanup_(freep) char *path = NULL;
-	int fd;
-
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
-		return fd >= 0 ? fd : -errno;
-	/* no O_TMPFILE on this file system: a named file, unlinked at once */
-	if (asprintf(&path, "%s/epoch-snapshot-XXXXXX", dir) < 0)
-		return -ENOMEM;
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	(void)unlink(path);
-	return fd;
+	for (size_t i = 0; i < p->n_layers; i++)
+		if (streq(p->layers[i].title, title))
+			return &p->layers[i];
+	return NULL;
 }
 
-static int push_on_entry(const struct tar_entry *e, void *userdata)
+/* What both passes require of an entry: a plain file at the top level. 1: snapshot.json. */
+static int push_check_entry(struct push *p, const struct tar_entry *e)
 {
-	struct epoch_call *c = userdata;
-	struct push *p = c->state;
-	struct layer *l;
-	int fd;
-
-	if (e->type == TAR_TYPE_DIRECTORY)
-		return 0;
 	if (e->type != TAR_TYPE_REGULAR || !name_is_flat(e->name))
 		return push_note(p, EBADMSG,
 				 "the export of %s holds \"%.200s\", which is not a plain file at "
 				 "the top level",
 				 p->snapshot, e->name);
-	if (streq(e->name, "snapshot.json")) {
+	return streq(e->name, "snapshot.json");
+}
+
+static int push_digest_end(struct push *p, char out[static DIGEST_STR_SIZE])
+{
+	unsigned char md[32];
+	unsigned int len = 0;
+
+	if (!EVP_DigestFinal_ex(p->md, md, &len) || len != 32)
+		return -EIO;
+	digest_format(md, out);
+	return 0;
+}
+
+/* ---- pass 1: hash every file, HEAD each digest ---- */
+
+static void push_on_head(const struct epoch_reply *reply, void *userdata);
+static int push_config(struct epoch_call *c);
+
+/* Ask the registry about the next finished layer; after the last one (and the export's
+ * end) go on to the config. Errors come back with a note: this may run inside the
+ * exporter's stdout callback. */
+static int push_head_kick(struct epoch_call *c)
+{
+	struct push *p = c->state;
+	struct epoch_call *sub;
+	size_t done = p->n_layers - (p->cur != NONE);
+	int k;
+
+	if (p->heading)
+		return 0;
+	if (p->next_head < done) {
+		const struct layer *l = &p->layers[p->next_head];
+
+		k = epoch_blob_head(c->reg, p->name, l->digest, push_on_head, c, &sub);
+		if (k < 0)
+			return push_note(p, k, "cannot check %s: %s", l->title, strerror(-k));
+		p->heading = true;
+		call_adopt(c, sub);
+		return 0;
+	}
+	return p->exported ? push_config(c) : 0;
+}
+
+static void push_kick_or_fail(struct epoch_call *c, int (*kick)(struct epoch_call *c))
+{
+	struct push *p = c->state;
+	int k = kick(c);
+
+	if (k < 0)
+		push_fail(c, k, "%s", p->note ?: strerror(-k));
+}
+
+static void push_on_head(const struct epoch_reply *reply, void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+	struct layer *l = &p->layers[p->next_head];
+
+	if (reply->error < 0)
+		return push_fail(c, reply->error, "checking %s: %s", l->title, reply->message);
+	if (reply->found) {
+		log_debug("%s: the registry has %s already", l->title, l->digest);
+		l->present = true;
+	} else {
+		p->up_total += l->size;
+	}
+	p->heading = false;
+	p->next_head++;
+	push_kick_or_fail(c, push_head_kick);
+}
+
+static int read_on_entry(const struct tar_entry *e, void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+	struct layer *layers, *l;
+	int k;
+
+	if (e->type == TAR_TYPE_DIRECTORY)
+		return 0;
+	k = push_check_entry(p, e);
+	if (k < 0)
+		return k;
+	if (k > 0) {
 		if (p->have_snapshot_json || e->size > EPOCH_CONFIG_MAX)
 			return push_note(p, EBADMSG, "snapshot.json: duplicate or above %u bytes",
 					 EPOCH_CONFIG_MAX);
 		p->in_snapshot_json = true;
 		return 0;
 	}
-	for (size_t i = 0; i < p->n_layers; i++)
-		if (streq(p->layers[i].title, e->name))
-			return push_note(p, EBADMSG, "the export holds \"%s\" twice", e->name);
-	fd = spool_open(p->tmp_dir);
-	if (fd < 0)
-		return push_note(p, fd, "cannot create a temp file in %s: %s", p->tmp_dir,
-				 strerror(-fd));
-	/* The whole file's room up front: a full disk shows now, not GiBs later, and the file
-	 * system allocates one extent instead of block by block. Best effort otherwise. */
-	if (e->size > 0 && fallocate(fd, 0, 0, (off_t)e->size) < 0 && errno == ENOSPC) {
-		close(fd);
-		return push_note(p, ENOSPC,
-				 "cannot spool %s: %s has no room for its %" PRIu64 " bytes",
-				 e->name, p->tmp_dir, e->size);
-	}
-	l = p->spooling = calloc(1, sizeof *l);
-	if (!l) {
-		close(fd);
+	if (push_find(p, e->name))
+		return push_note(p, EBADMSG, "the export holds \"%s\" twice", e->name);
+	layers = reallocarray(p->layers, p->n_layers + 1, sizeof *layers);
+	if (!layers)
 		return -ENOMEM;
-	}
-	l->fd = fd;
-	l->mode = e->mode & 07777;
+	p->layers = layers;
+	l = &layers[p->n_layers];
+	*l = (struct layer){ .mode = e->mode & 07777, .size = e->size };
+	p->cur = p->n_layers++;
 	l->title = strdup(e->name);
 	if (e->sparse) {
 		const char *map = tar_entry_pax_get(e, TAR_PAX_SPARSE_MAP);
@@ -338,77 +311,249 @@ static int push_on_entry(const struct tar_entry *e, void *userdata)
 	return 0;
 }
 
-static int write_full(int fd, const void *data, size_t n)
-{
-	const char *s = data;
-
-	while (n > 0) {
-		ssize_t k = write(fd, s, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		s += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int push_on_data(const struct tar_entry *e, uint64_t offset, const void *data, size_t len,
+static int read_on_data(const struct tar_entry *e, uint64_t offset, const void *data, size_t len,
 			void *userdata)
 {
 	struct epoch_call *c = userdata;
 	struct push *p = c->state;
-	int k;
 
 	if (p->in_snapshot_json)
 		return buf_append(&p->snapshot_json, data, len);
-	if (!p->spooling)
+	if (p->cur == NONE)
 		return 0;
-	k = write_full(p->spooling->fd, data, len);
-	if (k < 0)
-		return push_note(p, k, "spooling %s to %s: %s", e->name, p->tmp_dir, strerror(-k));
 	if (!EVP_DigestUpdate(p->md, data, len))
 		return -EIO;
-	push_report(p, e->name, offset + len, e->size, 0);
+	p->read += len;
+	push_report(p, e->name, offset + len, e->size);
 	return 0;
 }
 
-static int push_on_entry_end(const struct tar_entry *e, void *userdata)
+static int read_on_entry_end(const struct tar_entry *e, void *userdata)
 {
 	struct epoch_call *c = userdata;
 	struct push *p = c->state;
-	unsigned char md[32];
-	unsigned int len = 0;
-	struct layer *layers;
+	int k;
 
 	if (p->in_snapshot_json) {
 		p->in_snapshot_json = false;
 		p->have_snapshot_json = true;
 		return 0;
 	}
-	if (!p->spooling)
+	if (p->cur == NONE)
 		return 0;
-	if (!EVP_DigestFinal_ex(p->md, md, &len))
-		return -EIO;
-	layers = reallocarray(p->layers, p->n_layers + 1, sizeof *layers);
-	if (!layers)
-		return -ENOMEM;
-	p->layers = layers;
-	p->spooling->size = e->size;
-	digest_format(md, p->spooling->digest);
-	layers[p->n_layers++] = *p->spooling;
-	free(p->spooling);
-	p->spooling = NULL;
+	k = push_digest_end(p, p->layers[p->cur].digest);
+	if (k < 0)
+		return k;
 	p->total += e->size;
-	/* A second finished file waits: stop reading until the upload slot frees up. */
-	if (p->uploading && p->next_upload + 1 < p->n_layers && !p->paused) {
-		p->paused = true;
-		child_pause_stdout(p->exporter);
-	}
-	return push_kick(c);
+	p->cur = NONE;
+	return push_head_kick(c);
 }
+
+/* ---- pass 2: stream each missing file into its upload ---- */
+
+static int push_manifest(struct epoch_call *c);
+
+static ssize_t push_on_read(void *buf, size_t n, void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+	const struct layer *l = &p->layers[p->order[p->next_up]];
+	size_t k = MIN(MIN(n, p->q_len), l->size - p->up_given), first;
+
+	/* The export failed or changed: not one more byte goes out. The upload waits (its
+	 * error would hide why) until the exporter is gone and its exit handler reports. */
+	if (p->note)
+		return -EAGAIN;
+	if (k == 0) {
+		p->up_waiting = true;
+		return -EAGAIN;
+	}
+	first = MIN(k, QUEUE_SIZE - p->q_start);
+	memcpy(buf, p->queue + p->q_start, first);
+	memcpy((char *)buf + first, p->queue, k - first);
+	p->q_start = (p->q_start + k) % QUEUE_SIZE;
+	p->q_len -= k;
+	p->up_given += k;
+	if (p->paused && p->exporter && p->q_len < QUEUE_SIZE / 2) {
+		p->paused = false;
+		child_resume_stdout(p->exporter);
+	}
+	return (ssize_t)k;
+}
+
+static void push_on_upload_progress(const struct epoch_progress *pr, void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+
+	push_report(p, p->layers[p->order[p->next_up]].title, pr->done, pr->total);
+}
+
+static int push_upload_start(struct epoch_call *c);
+static void push_on_put(const struct epoch_reply *reply, void *userdata);
+
+/* Start or resume the upload the queue feeds; after the last one (and the export's end),
+ * the manifest. Runs from push_on_defer, an httpc callback or the exit handler, never from
+ * the exporter's stdout callback: resuming a request may call push_on_read at once, which
+ * must not see a file's last bytes before upload_on_entry_end has checked them. */
+static int push_upload_kick(struct epoch_call *c)
+{
+	struct push *p = c->state;
+	struct epoch_call *sub;
+	const struct layer *l;
+	int k;
+
+	if (p->uploading) {
+		if (!p->up_waiting || p->q_len == 0)
+			return 0;
+		p->up_waiting = false;
+		k = epoch_call_resume(c->sub);
+		return k < 0 ? push_note(p, k, "cannot resume the upload: %s", strerror(-k)) : 0;
+	}
+	if (p->next_up < p->n_order) {
+		l = &p->layers[p->order[p->next_up]];
+		p->up_given = 0;
+		k = epoch_blob_put_stream(c->reg, p->name, l->digest, l->size, push_on_read, c,
+					  push_on_upload_progress, c, push_on_put, c, &sub);
+		if (k < 0)
+			return push_note(p, k, "cannot upload %s: %s", l->title, strerror(-k));
+		p->uploading = true;
+		call_adopt(c, sub);
+		return 0;
+	}
+	if (!p->exported)
+		return 0;
+	for (size_t i = 0; i < p->n_layers; i++)
+		if (!p->layers[i].present)
+			return push_note(p, ESTALE,
+					 "snapshot %s changed while it was pushed: %s is gone",
+					 p->snapshot, p->layers[i].title);
+	return push_manifest(c);
+}
+
+static void push_on_put(const struct epoch_reply *reply, void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+	struct layer *l = &p->layers[p->order[p->next_up]];
+	int k;
+
+	p->uploading = p->up_waiting = false;
+	if (reply->error < 0 && p->note)
+		return push_fail(c, reply->error, "%s", p->note);
+	if (reply->error == -ESPIPE && p->restarts < RESTARTS_MAX) {
+		/* The registry wants bytes the stream gave already; the handle has adapted, so
+		 * the export runs again for what is still missing. */
+		log_debug("uploading %s: %s; exporting again", l->title, reply->message);
+		p->restarts++;
+		k = push_upload_start(c);
+		if (k < 0)
+			push_fail(c, k, "%s", p->note ?: strerror(-k));
+		return;
+	}
+	if (reply->error < 0)
+		return push_fail(c, reply->error, "uploading %s: %s", l->title, reply->message);
+	l->present = true;
+	p->moved += reply->moved;
+	p->up_done += l->size;
+	p->next_up++;
+	push_kick_or_fail(c, push_upload_kick);
+}
+
+static int push_on_defer(sd_event_source *s, void *userdata)
+{
+	push_kick_or_fail(userdata, push_upload_kick);
+	return 0;
+}
+
+static int push_schedule(struct epoch_call *c)
+{
+	struct push *p = c->state;
+
+	if (!p->defer)
+		return sd_event_add_defer(epoch_registry_event(c->reg), &p->defer, push_on_defer,
+					  c);
+	return sd_event_source_set_enabled(p->defer, SD_EVENT_ONESHOT);
+}
+
+#define CHANGED "snapshot %s changed while it was pushed: "
+
+static int upload_on_entry(const struct tar_entry *e, void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+	const char *map = e->sparse ? tar_entry_pax_get(e, TAR_PAX_SPARSE_MAP) ?: "[]" : NULL;
+	struct layer *l;
+	int k;
+
+	if (e->type == TAR_TYPE_DIRECTORY)
+		return 0;
+	k = push_check_entry(p, e);
+	if (k != 0)
+		return MIN(k, 0); /* snapshot.json: the config has the first pass's */
+	l = push_find(p, e->name);
+	if (!l)
+		return push_note(p, ESTALE, CHANGED "%s is new", p->snapshot, e->name);
+	if (l->seen)
+		return push_note(p, EBADMSG, "the export holds \"%s\" twice", e->name);
+	l->seen = true;
+	if (l->present)
+		return 0;
+	if (e->size != l->size)
+		return push_note(p, ESTALE,
+				 CHANGED "%s now has %" PRIu64 " bytes (first read: %" PRIu64 ")",
+				 p->snapshot, e->name, e->size, l->size);
+	if (!streq_ptr(map, l->sparse_map) || (map && e->sparse_size != l->sparse_size))
+		return push_note(p, ESTALE, CHANGED "the holes of %s moved", p->snapshot, e->name);
+	p->cur = (size_t)(l - p->layers);
+	p->order[p->n_order++] = p->cur;
+	return EVP_DigestInit_ex(p->md, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+}
+
+static int upload_on_data(const struct tar_entry *e, uint64_t offset, const void *data, size_t len,
+			  void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+	size_t tail = (p->q_start + p->q_len) % QUEUE_SIZE, first;
+
+	if (p->cur == NONE)
+		return 0;
+	if (!EVP_DigestUpdate(p->md, data, len))
+		return -EIO;
+	/* cannot happen while the exporter is paused with QUEUE_HEADROOM free */
+	if (len > QUEUE_SIZE - p->q_len)
+		return push_note(p, ENOBUFS, "%s: the upload queue is full", e->name);
+	first = MIN(len, QUEUE_SIZE - tail);
+	memcpy(p->queue + tail, data, first);
+	memcpy(p->queue, (const char *)data + first, len - first);
+	p->q_len += len;
+	return 0;
+}
+
+static int upload_on_entry_end(const struct tar_entry *e, void *userdata)
+{
+	struct epoch_call *c = userdata;
+	struct push *p = c->state;
+	const struct layer *l;
+	char got[DIGEST_STR_SIZE];
+	int k;
+
+	if (p->cur == NONE)
+		return 0;
+	l = &p->layers[p->cur];
+	p->cur = NONE;
+	k = push_digest_end(p, got);
+	if (k < 0)
+		return k;
+	/* Runs before the loop lets the upload read this file's last bytes from the queue. */
+	if (!streq(got, l->digest))
+		return push_note(p, ESTALE, CHANGED "%s now has %s (first read: %s)", p->snapshot,
+				 e->name, got, l->digest);
+	return 0;
+}
+
+/* ---- the exporter, both passes ---- */
 
 static int push_on_stdout(struct child *ch, const void *data, size_t len, void *userdata)
 {
@@ -419,6 +564,15 @@ static int push_on_stdout(struct child *ch, const void *data, size_t len, void *
 	if (k < 0)
 		return push_note(p, k, "the export of %s is not a valid archive: %s", p->snapshot,
 				 tar_reader_error(p->tar) ?: strerror(-k));
+	if (p->stage != STAGE_UPLOAD)
+		return 0;
+	if (!p->paused && p->q_len > QUEUE_SIZE - QUEUE_HEADROOM) {
+		p->paused = true;
+		child_pause_stdout(ch);
+	}
+	if ((p->uploading && p->up_waiting && p->q_len > 0) ||
+	    (!p->uploading && p->next_up < p->n_order))
+		return push_schedule(c);
 	return 0;
 }
 
@@ -450,7 +604,59 @@ static void push_on_exit(struct child *ch, struct child_result *r, void *userdat
 	child_free(p->exporter);
 	p->exporter = NULL;
 	p->exported = true;
-	push_kick_or_fail(c);
+	push_kick_or_fail(c, p->stage == STAGE_UPLOAD ? push_upload_kick : push_head_kick);
+}
+
+static int push_export_start(struct epoch_call *c, const struct tar_reader_ops *ops)
+{
+	struct push *p = c->state;
+	int k;
+
+	child_free(p->exporter);
+	p->exporter = NULL;
+	tar_reader_free(p->tar);
+	p->tar = NULL;
+	p->exported = p->paused = false;
+	p->cur = NONE;
+	k = tar_reader_new(ops, c, &p->tar);
+	if (k < 0)
+		return k;
+	return child_new(epoch_registry_event(c->reg), (const char *const *)p->argv,
+			 &(struct child_options){
+			     .output_cap = EXPORT_STDERR_CAP,
+			     .pipe_size = EXPORT_PIPE_SIZE,
+			     .on_stdout = push_on_stdout,
+			     .on_exit = push_on_exit,
+			     .userdata = c,
+			 },
+			 &p->exporter);
+}
+
+/* Pass 2, from the start: what is still missing, from a new export. */
+static int push_upload_start(struct epoch_call *c)
+{
+	static const struct tar_reader_ops ops = {
+		.on_entry = upload_on_entry,
+		.on_data = upload_on_data,
+		.on_entry_end = upload_on_entry_end,
+	};
+	struct push *p = c->state;
+	int k;
+
+	p->stage = STAGE_UPLOAD;
+	if (!p->queue && !(p->queue = malloc(QUEUE_SIZE)))
+		return -ENOMEM;
+	if (!p->order && !(p->order = calloc(p->n_layers ?: 1, sizeof *p->order)))
+		return -ENOMEM;
+	p->q_start = p->q_len = p->n_order = p->next_up = 0;
+	p->uploading = p->up_waiting = false;
+	for (size_t i = 0; i < p->n_layers; i++)
+		p->layers[i].seen = false;
+	k = push_export_start(c, &ops);
+	if (k < 0)
+		return push_note(p, k, "cannot run %s snapshot export %s again: %s", p->argv[0],
+				 p->snapshot, strerror(-k));
+	return 0;
 }
 
 /* ---- config blob and manifest ---- */
@@ -470,8 +676,9 @@ static void push_on_manifest(const struct epoch_reply *reply, void *userdata)
 	call_finish(c);
 }
 
-static int push_build_manifest(struct push *p)
+static int push_manifest(struct epoch_call *c)
 {
+	struct push *p = c->state;
 	_cleanup_(freep) struct epoch_descriptor *layers = NULL;
 	struct epoch_descriptor config = {
 		.media_type = (char *)EPOCH_MT_SNAPSHOT_CONFIG,
@@ -486,7 +693,10 @@ static int push_build_manifest(struct push *p)
 		.source = p->source,
 		.revision = p->revision,
 	};
+	struct epoch_call *sub;
+	int k;
 
+	p->stage = STAGE_MANIFEST;
 	layers = calloc(p->n_layers ?: 1, sizeof *layers);
 	if (!layers)
 		return -ENOMEM;
@@ -498,21 +708,34 @@ static int push_build_manifest(struct push *p)
 			.title = p->layers[i].title,
 		};
 	spec.layers = layers;
-	return epoch_manifest_build(&spec, &p->manifest, &p->manifest_len);
+	k = epoch_manifest_build(&spec, &p->manifest, &p->manifest_len);
+	if (k >= 0)
+		k = epoch_put_manifest(c->reg, p->name, p->tag, p->manifest, p->manifest_len,
+				       EPOCH_MT_OCI_MANIFEST, push_on_manifest, c, &sub);
+	if (k < 0)
+		return push_note(p, k, "cannot put the manifest: %s", strerror(-k));
+	call_adopt(c, sub);
+	return 0;
 }
 
+/* After the config's HEAD or its upload. It goes up before any layer, and even when the
+ * registry has it if a layer is missing: from memory it can be sent again, so the handle
+ * learns the upload mode (a 405 to the monolithic PUT) and gets its write token (a 401)
+ * before a stream starts, instead of a second pass starting over for each. */
 static void push_on_config(const struct epoch_reply *reply, void *userdata)
 {
 	struct epoch_call *c = userdata;
 	struct push *p = c->state;
 	struct epoch_call *sub;
+	bool missing = false;
 	int k;
 
 	if (reply->error < 0)
 		return push_fail(c, reply->error, "uploading the config blob: %s", reply->message);
-	if (p->stage == STAGE_CONFIG && !reply->found) {
-		/* HEAD said absent: upload it */
-		p->stage = STAGE_MANIFEST;
+	for (size_t i = 0; i < p->n_layers; i++)
+		missing = missing || !p->layers[i].present;
+	if (p->stage == STAGE_READ && (!reply->found || missing)) {
+		p->stage = STAGE_CONFIG;
 		k = epoch_blob_put(c->reg, p->name, p->config_digest, -EBADF, p->config,
 				   p->config_len, NULL, NULL, push_on_config, c, &sub);
 		if (k < 0)
@@ -522,13 +745,7 @@ static void push_on_config(const struct epoch_reply *reply, void *userdata)
 	}
 	p->moved += reply->moved;
 	p->total += p->config_len;
-	k = push_build_manifest(p);
-	if (k >= 0)
-		k = epoch_put_manifest(c->reg, p->name, p->tag, p->manifest, p->manifest_len,
-				       EPOCH_MT_OCI_MANIFEST, push_on_manifest, c, &sub);
-	if (k < 0)
-		return push_fail(c, k, "cannot put the manifest: %s", strerror(-k));
-	call_adopt(c, sub);
+	push_kick_or_fail(c, missing ? push_upload_start : push_manifest);
 }
 
 static int push_config(struct epoch_call *c)
@@ -539,7 +756,6 @@ static int push_config(struct epoch_call *c)
 	struct epoch_call *sub;
 	int k;
 
-	p->stage = STAGE_CONFIG;
 	files = calloc(p->n_layers ?: 1, sizeof *files);
 	if (!files)
 		return -ENOMEM;
@@ -567,9 +783,8 @@ static int push_config(struct epoch_call *c)
 
 static int push_copy_options(struct push *p, const struct epoch_push_options *o)
 {
-	const char *tmp = o->tmp_dir ?: getenv("TMPDIR"), *created;
+	const char *created;
 	char now[32];
-	int k;
 
 	time_now_rfc3339(now);
 	created = o->created ?: now;
@@ -582,24 +797,20 @@ static int push_copy_options(struct push *p, const struct epoch_push_options *o)
 	DUP(p->base_image, o->base_image);
 	DUP(p->source, o->source);
 	DUP(p->revision, o->revision);
-	if (isempty(tmp))
-		tmp = "/var/tmp";
-	DUP(p->tmp_dir, tmp);
 	DUP(p->created, created);
 #undef DUP
 	p->progress = o->progress;
 	p->progress_userdata = o->progress_userdata;
-	k = cocoon_argv(o->cocoon, &p->argv, "snapshot", "export", p->snapshot, "-o", "-", NULL);
-	return k;
+	return cocoon_argv(o->cocoon, &p->argv, "snapshot", "export", p->snapshot, "-o", "-", NULL);
 }
 
 int epoch_snapshot_push(struct epoch_registry *r, const struct epoch_push_options *o,
 			epoch_done_fn done, void *userdata, struct epoch_call **ret)
 {
 	static const struct tar_reader_ops ops = {
-		.on_entry = push_on_entry,
-		.on_data = push_on_data,
-		.on_entry_end = push_on_entry_end,
+		.on_entry = read_on_entry,
+		.on_data = read_on_data,
+		.on_entry_end = read_on_entry_end,
 	};
 	struct epoch_call *c;
 	struct push *p;
@@ -617,21 +828,12 @@ int epoch_snapshot_push(struct epoch_registry *r, const struct epoch_push_option
 		return -ENOMEM;
 	}
 	p->snapshot_json = BUF_INIT(EPOCH_CONFIG_MAX);
+	p->cur = NONE;
 	k = push_copy_options(p, o);
 	if (k >= 0)
 		k = (p->md = EVP_MD_CTX_new()) ? 0 : -ENOMEM;
 	if (k >= 0)
-		k = tar_reader_new(&ops, c, &p->tar);
-	if (k >= 0)
-		k = child_new(epoch_registry_event(r), (const char *const *)p->argv,
-			      &(struct child_options){
-				  .output_cap = EXPORT_STDERR_CAP,
-				  .pipe_size = EXPORT_PIPE_SIZE,
-				  .on_stdout = push_on_stdout,
-				  .on_exit = push_on_exit,
-				  .userdata = c,
-			      },
-			      &p->exporter);
+		k = push_export_start(c, &ops);
 	if (k < 0) {
 		epoch_call_cancel(c);
 		return k;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # epoch against a real OCI registry (Debian's docker-registry) behind the Epoch extras double
 # (tests/doubles/epoch-extras.py): a 4 GiB sparse snapshot pushed and pulled back
-# byte-identical with its holes; a second push that uploads no blob bytes; the manifest's
+# byte-identical with its holes (the export read twice: hashed, then streamed); a second push
+# that uploads no blob bytes and reads the export once; the manifest's
 # media types and annotations; ls/tag/rm with JSON output; tokens (writes refused without
 # one, the Docker token flow); Epoch /dl/ and /v2/ URLs as references; and a cloud image
 # split in parts, reassembled in title order by `get` and `pull`.
@@ -18,8 +19,10 @@ export EPOCH_URL=$EXTRAS_URL EPOCH_TOKEN=$TOKEN
 
 # --- push a 4 GiB snapshot holding 8 MiB of data
 "$SIM" mksnap vm1 --disk-size 4G --data-mib 8 --description "the first one" >/dev/null
+exports() { cat "$COCOON_SIM_ROOT/export-count.json"; }
 digest=$("$EPOCH" push vm1 2>"$D/push.err") || fail "push failed: $(cat "$D/push.err")"
 assert_contains "$(cat "$D/push.err")" "pushed vm1:latest $digest (5 files" "push summary"
+assert_eq 2 "$(exports)" "exports read by a push with blobs to upload"
 sent=$(uploaded_bytes "$EXTRAS_LOG")
 # the data plus a few small files: the 4 GiB of holes never travel
 [ "$sent" -ge $((8 << 20)) ] && [ "$sent" -lt $((9 << 20)) ] ||
@@ -57,8 +60,10 @@ assert_contains "$copy" '"description": "the first one"' "description of the pul
 
 # --- dedup: pushing the same snapshot again sends no blob bytes at all
 : >"$EXTRAS_LOG"
+rm "$COCOON_SIM_ROOT/export-count.json"
 "$EPOCH" push vm1 -t v2 >/dev/null 2>"$D/push2.err" || fail "second push: $(cat "$D/push2.err")"
 assert_eq 0 "$(uploaded_bytes "$EXTRAS_LOG")" "blob bytes uploaded by the second push"
+assert_eq 1 "$(exports)" "exports read by a push with nothing to upload"
 assert_contains "$(cat "$D/push2.err")" "0 B uploaded" "second push summary"
 
 # --- ls, tag, rm

@@ -3,9 +3,10 @@
 # sessions only (chunked PATCH, remembered after the first 405; tag deletes by digest), a
 # blob corrupted or truncated in the registry's storage (the pull aborts and the importer
 # records nothing), the registry killed in the middle of a push (a clear error, then a retry
-# succeeds and the round trip is exact), an export that dies half way, a spool directory
-# without room, TLS with a private CA (EPOCH_CA_CERT), a missing cocoon binary, a name the
-# importer refuses, and a registry that is not there.
+# succeeds and the round trip is exact), an export that dies half way (in the first pass or
+# the second), a snapshot that changes between the two passes of a push, TLS with a private
+# CA (EPOCH_CA_CERT), a missing cocoon binary, a name the importer refuses, and a registry
+# that is not there.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/epoch-lib.sh"
@@ -83,9 +84,9 @@ extras_start slow --rate $((8 << 20))
 EPOCH_URL=$EXTRAS_URL EPOCH_TOKEN=$TOKEN "$EPOCH" push vm3 >/dev/null 2>"$D/cut.err" &
 push=$!
 lib_bg "$push"
-# cocoon.json, config.json, then cow.raw: its session is the third one
+# the config blob, cocoon.json, config.json, then cow.raw: its session is the fourth one
 wait_for 20 "the cow.raw upload to start" bash -c \
-	"[ \$(grep -c '\"POST /v2/vm3/blobs/uploads/' '$REG_DIR/registry.log') -ge 3 ]"
+	"[ \$(grep -c '\"POST /v2/vm3/blobs/uploads/' '$REG_DIR/registry.log') -ge 4 ]"
 sleep 0.5
 kill -9 "$REG_PID"
 rc=0
@@ -110,19 +111,48 @@ rc=0
 "$EPOCH" inspect vm2:broken >/dev/null 2>&1 || rc=$?
 assert_eq 1 "$rc" "no manifest for a failed push"
 
-# --- a spool directory without room for cow.raw: refused when the file starts, by name
-# (a private 1 MiB tmpfs, in a mount namespace of its own so that nothing outlives the push)
-mkdir "$D/small"
-if unshare -m true 2>/dev/null; then
-	rc=0
-	small='mount -t tmpfs -o size=1m tmpfs "$1" && TMPDIR=$1 exec "$2" push vm2 -t nospace'
-	out=$(unshare -m sh -c "$small" sh "$D/small" "$EPOCH" 2>&1) || rc=$?
-	assert_eq 1 "$rc" "push with a full spool directory"
-	assert_contains "$out" "cannot spool cow.raw: $D/small has no room for its 4194304 bytes" \
-		"full spool directory message"
-else
-	echo "no mount namespaces here: the full spool directory case is not run"
-fi
+# --- the snapshot changes between the two passes: the push names the file and both
+# digests, and neither the changed data nor a manifest reaches the registry
+"$SIM" mksnap vm4 --disk-size 1G --data-mib 2 --segments 1 >/dev/null
+cow_digest() { # the sha256 of cow.raw's data in an export
+	"$@" snapshot export vm4 -o - | python3 -c '
+import hashlib, sys, tarfile
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as t:
+    for m in t:
+        if m.name == "cow.raw":
+            print("sha256:" + hashlib.sha256(t.extractfile(m).read()).hexdigest())'
+}
+first=$(cow_digest "$EPOCH_COCOON_BINARY")
+changed=$(cow_digest env COCOON_SIM_EXPORT_FLIP=cow.raw "$EPOCH_COCOON_BINARY")
+rm -f "$COCOON_SIM_ROOT/export-count.json"
+rc=0
+out=$(COCOON_SIM_EXPORT_NTH=2 COCOON_SIM_EXPORT_FLIP=cow.raw "$EPOCH" push vm4 2>&1) || rc=$?
+assert_eq 1 "$rc" "push of a snapshot that changes between the passes"
+assert_contains "$out" \
+	"snapshot vm4 changed while it was pushed: cow.raw now has $changed (first read: $first)" \
+	"changed snapshot message"
+assert_eq 2 "$(cat "$COCOON_SIM_ROOT/export-count.json")" "exports read by the push"
+blobs=$REG_DIR/data/docker/registry/v2/blobs/sha256
+[ ! -e "$blobs/${changed:7:2}/${changed:7}" ] || fail "the changed cow.raw reached the registry"
+[ ! -e "$blobs/${first:7:2}/${first:7}" ] || fail "a cow.raw blob was completed"
+rc=0
+"$EPOCH" inspect vm4 >/dev/null 2>&1 || rc=$?
+assert_eq 1 "$rc" "no manifest for a snapshot that changed"
+
+# --- an export that fails in the second pass: the same message as in the first
+rm -f "$COCOON_SIM_ROOT/export-count.json"
+rc=0
+out=$(COCOON_SIM_EXPORT_NTH=2 COCOON_SIM_EXPORT_FAIL_AFTER=200000 "$EPOCH" push vm4 2>&1) || rc=$?
+assert_eq 1 "$rc" "push whose second export fails"
+assert_eq 2 "$(cat "$COCOON_SIM_ROOT/export-count.json")" "exports read by the failed push"
+assert_contains "$out" "snapshot export vm4 failed (exit 1): Error: simulated export failure" \
+	"second-pass export failure message"
+rc=0
+"$EPOCH" inspect vm4 >/dev/null 2>&1 || rc=$?
+assert_eq 1 "$rc" "no manifest for a failed second pass"
+"$EPOCH" push vm4 >/dev/null 2>&1 || fail "push of vm4 once the export behaves"
+"$EPOCH" pull vm4 --name vm4-copy 2>/dev/null || fail "pull of vm4"
+same_files "$(snap_dir vm4)" "$(snap_dir vm4-copy)"
 
 # --- TLS with a private CA: refused without EPOCH_CA_CERT, trusted with it
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \

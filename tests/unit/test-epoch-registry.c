@@ -2,7 +2,8 @@
  * flow (challenge, Basic credentials to a same-origin realm, the token cached and reused),
  * Link pagination of tag lists, the fallback from a refused monolithic PUT to an upload
  * session whose Location is another origin (no Authorization sent there), a whole-blob
- * request refused with 413 and sent again in chunks, blobs that are corrupt or too long,
+ * request refused with 413 and sent again in chunks, streamed uploads (paused and resumed;
+ * -ESPIPE when a refusal needs bytes the stream gave), blobs that are corrupt or too long,
  * DELETE 404 as success, and cancellation without callbacks. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -363,6 +364,78 @@ static void test_whole_blob_then_chunks_after_413(void **state)
 	epoch_registry_free(r);
 }
 
+/* A streamed upload's source: "hello" in two reads, the first one paused once. Its result
+ * comes first, so epoch_result_fill can take the same userdata. */
+struct source {
+	struct epoch_result res;
+	struct epoch_call *call;
+	size_t given;
+	int pauses;
+	sd_event_source *resume;
+};
+
+static int source_on_resume(sd_event_source *s, void *userdata)
+{
+	struct source *src = userdata;
+
+	assert_int_equal(epoch_call_resume(src->call), 0);
+	return 0;
+}
+
+static ssize_t source_read(void *p, size_t n, void *userdata)
+{
+	struct source *src = userdata;
+	size_t k = MIN(n, src->given == 0 ? (size_t)2 : 5 - src->given);
+
+	if (src->pauses++ == 0) {
+		assert_int_equal(sd_event_source_set_enabled(src->resume, SD_EVENT_ONESHOT), 0);
+		return -EAGAIN;
+	}
+	memcpy(p, "hello" + src->given, k);
+	src->given += k;
+	return (ssize_t)k;
+}
+
+static int put_stream(struct epoch_registry *r, struct source *src)
+{
+	*src = (struct source){};
+	assert_int_equal(
+	    sd_event_add_defer(epoch_registry_event(r), &src->resume, source_on_resume, src), 0);
+	assert_int_equal(sd_event_source_set_enabled(src->resume, SD_EVENT_OFF), 0);
+	assert_int_equal(epoch_blob_put_stream(r, "up", HELLO, 5, source_read, src, NULL, NULL,
+					       epoch_result_fill, src, &src->call),
+			 0);
+	return epoch_result_wait(epoch_registry_event(r), &src->res);
+}
+
+static void test_stream_upload(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct source src;
+	char *log;
+
+	/* epoch's PUT took the stream and said 405: the handle learns, the bytes are gone */
+	assert_int_equal(put_stream(r, &src), -ESPIPE);
+	assert_non_null(strstr(src.res.message, "405 after 5 streamed bytes"));
+	assert_int_equal(src.given, 5);
+	sd_event_source_unref(src.resume);
+	epoch_result_clear(&src.res);
+	free(server_log());
+	/* started again: a session from the start, the body read through the pause */
+	assert_int_equal(put_stream(r, &src), 0);
+	assert_int_equal(src.res.moved, 5);
+	assert_int_equal(src.pauses, 3);
+	sd_event_source_unref(src.resume);
+	epoch_result_clear(&src.res);
+	log = server_log();
+	assert_null(strstr(log, "PUT /v2/up/blobs/sha256"));
+	assert_log_has(log, "POST /v2/up/blobs/uploads/ auth=- body=0\n"
+			    "PUT /up/1?s=1&digest=sha256%3A2cf24dba5fb0a30e26e83b2ac5b9e29e1b161"
+			    "e5c1fa7425e73043362938b9824 auth=- body=5\n");
+	free(log);
+	epoch_registry_free(r);
+}
+
 /* One userdata for both callbacks: the result first, so epoch_result_fill can take it. */
 struct download {
 	struct epoch_result res;
@@ -435,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_tags_pages_sorted),
 		cmocka_unit_test(test_upload_session_other_origin),
 		cmocka_unit_test(test_whole_blob_then_chunks_after_413),
+		cmocka_unit_test(test_stream_upload),
 		cmocka_unit_test(test_blob_verification),
 		cmocka_unit_test(test_cancel),
 	};
