@@ -470,6 +470,24 @@ static int blob_put_start(struct epoch_call *c, struct epoch_call **ret)
 	return 0;
 }
 
+/* An upload handle for size bytes; the caller sets the source, then blob_put_start(). */
+static int blob_put_new(struct epoch_registry *r, const char *name, const char *digest,
+			uint64_t size, epoch_progress_fn progress, void *progress_ud,
+			epoch_done_fn done, void *userdata, struct epoch_call **ret)
+{
+	struct blob_state *s;
+	int k;
+
+	k = blob_new(r, BLOB_PUT, name, digest, done, userdata, ret);
+	if (k < 0)
+		return k;
+	s = (*ret)->state;
+	s->size = size;
+	s->progress = progress;
+	s->progress_userdata = progress_ud;
+	return 0;
+}
+
 int epoch_blob_put(struct epoch_registry *r, const char *name, const char *digest, int fd,
 		   const void *mem, uint64_t size, epoch_progress_fn progress, void *progress_ud,
 		   epoch_done_fn done, void *userdata, struct epoch_call **ret)
@@ -480,15 +498,12 @@ int epoch_blob_put(struct epoch_registry *r, const char *name, const char *diges
 
 	if (fd < 0 && !mem && size > 0)
 		return -EINVAL;
-	k = blob_new(r, BLOB_PUT, name, digest, done, userdata, &c);
+	k = blob_put_new(r, name, digest, size, progress, progress_ud, done, userdata, &c);
 	if (k < 0)
 		return k;
 	s = c->state;
 	s->fd = fd;
 	s->body = mem;
-	s->size = size;
-	s->progress = progress;
-	s->progress_userdata = progress_ud;
 	return blob_put_start(c, ret);
 }
 
@@ -503,14 +518,11 @@ int epoch_blob_put_stream(struct epoch_registry *r, const char *name, const char
 
 	if (!read)
 		return -EINVAL;
-	k = blob_new(r, BLOB_PUT, name, digest, done, userdata, &c);
+	k = blob_put_new(r, name, digest, size, progress, progress_ud, done, userdata, &c);
 	if (k < 0)
 		return k;
 	s = c->state;
 	s->read = read;
 	s->read_userdata = read_userdata;
-	s->size = size;
-	s->progress = progress;
-	s->progress_userdata = progress_ud;
 	return blob_put_start(c, ret);
 }
