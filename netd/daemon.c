@@ -22,6 +22,7 @@
 
 #include "cocoon/fsutil.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "cocoon/watch.h"
 #include "netd.h"
 
@@ -352,9 +353,7 @@ static void netd_on_lease_file(struct watch *w, bool exists, void *userdata)
 	int r;
 
 	netd_sync_leases(n, false);
-	r = sd_event_source_set_time_relative(n->settle_timer, LEASE_SETTLE_USEC);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(n->settle_timer, SD_EVENT_ONESHOT);
+	r = loop_timer_arm(n->settle_timer, LEASE_SETTLE_USEC);
 	if (r < 0) /* no second look: take removals from this read */
 		netd_sync_leases(n, true);
 }

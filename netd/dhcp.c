@@ -24,6 +24,7 @@
 #include "cocoon/child.h"
 #include "cocoon/fsutil.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "daemon.h"
 
 #define BACKOFF_MIN_USEC   (1000000ULL)
@@ -69,8 +70,7 @@ static int dhcp_on_restart_timer(sd_event_source *s, uint64_t usec, void *userda
 	if (r < 0) {
 		log_error_errno(r, "cannot restart dnsmasq (%s): %m, retrying in %llu s", d->bin,
 				(unsigned long long)(d->backoff_usec / 1000000));
-		(void)sd_event_source_set_time_relative(d->restart_timer, d->backoff_usec);
-		(void)sd_event_source_set_enabled(d->restart_timer, SD_EVENT_ONESHOT);
+		(void)loop_timer_arm(d->restart_timer, d->backoff_usec);
 		d->backoff_usec = MIN(d->backoff_usec * 2, BACKOFF_MAX_USEC);
 	}
 	return 0;
@@ -82,8 +82,7 @@ static void dhcp_schedule_restart(struct netd_dhcp *d)
 		d->backoff_usec = BACKOFF_MIN_USEC;
 	log_warning("dnsmasq will be restarted in %llu s",
 		    (unsigned long long)(d->backoff_usec / 1000000));
-	(void)sd_event_source_set_time_relative(d->restart_timer, d->backoff_usec);
-	(void)sd_event_source_set_enabled(d->restart_timer, SD_EVENT_ONESHOT);
+	(void)loop_timer_arm(d->restart_timer, d->backoff_usec);
 	d->backoff_usec = MIN(d->backoff_usec * 2, BACKOFF_MAX_USEC);
 }
 

@@ -28,6 +28,7 @@
 #include "cocoon/http.h"
 #include "cocoon/kube.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "cocoon/meta.h"
 #include "cocoon/metrics.h"
 #include "cocoon/workqueue.h"
@@ -340,9 +341,8 @@ static void pass_end(struct pass *p, enum plan_outcome outcome, uint64_t after, 
 	pass_free(p);
 	c->passes--;
 	/* A burst of passes leaves freed heap behind; give it back once things are quiet. */
-	if (c->passes == 0 && c->trim &&
-	    sd_event_source_set_time_relative(c->trim, TRIM_AFTER_USEC) >= 0)
-		(void)sd_event_source_set_enabled(c->trim, SD_EVENT_ONESHOT);
+	if (c->passes == 0 && c->trim)
+		(void)loop_timer_arm(c->trim, TRIM_AFTER_USEC);
 	controller_maybe_drained(c);
 }
 
@@ -741,10 +741,7 @@ static int controller_on_resync(sd_event_source *s, uint64_t usec, void *u)
 			json_array_foreach (l, i, o)
 				enqueue_obj(c, k, o);
 		}
-	/* A timer is one-shot: moving it does not enable it again. */
-	r = sd_event_source_set_time_relative(s, OPERATORD_RESYNC_USEC);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	r = loop_timer_arm(s, OPERATORD_RESYNC_USEC);
 	if (r < 0)
 		log_warning_errno(r, "cannot re-arm the hibernation resync timer: %m");
 	return 0;

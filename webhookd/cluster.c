@@ -14,6 +14,7 @@
 
 #include "cocoon/kube.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "cocoon/meta.h"
 #include "webhookd.h"
 
@@ -71,10 +72,7 @@ static int cluster_on_ping_timer(sd_event_source *s, uint64_t usec, void *userda
 		if (r < 0)
 			log_debug("cannot ping the apiserver: %s", strerror(-r));
 	}
-	/* A timer is one-shot: moving it does not enable it again. */
-	r = sd_event_source_set_time_relative(s, CLUSTER_PING_EVERY_USEC);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	r = loop_timer_arm(s, CLUSTER_PING_EVERY_USEC);
 	if (r < 0)
 		log_warning_errno(r, "cannot re-arm the apiserver ping timer, readiness will lapse "
 				     "when idle: %m");

@@ -17,6 +17,7 @@
 
 #include "cocoon/kube.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "cocoon/meta.h"
 #include "cocoon/metrics.h"
 #include "webhookd.h"
@@ -49,9 +50,7 @@ static void reaper_sweep_done(struct reaper *r, uint64_t next_usec)
 	json_decref(r->pending);
 	json_decref(r->live);
 	r->pending = r->live = NULL;
-	k = sd_event_source_set_time_relative(r->timer, next_usec);
-	if (k >= 0)
-		k = sd_event_source_set_enabled(r->timer, SD_EVENT_ONESHOT);
+	k = loop_timer_arm(r->timer, next_usec);
 	if (k < 0)
 		log_error_errno(k, "cannot re-arm the reaper timer, reservations are no longer "
 				   "released: %m");

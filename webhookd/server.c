@@ -21,6 +21,7 @@
 #include "cocoon/endpoints.h"
 #include "cocoon/http.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "cocoon/metrics.h"
 #include "cocoon/tls.h"
 #include "webhookd.h"
@@ -73,9 +74,7 @@ static int webhookd_on_trim_tick(sd_event_source *s, uint64_t usec, void *userda
 		(void)malloc_trim(0);
 		w->trim_due = false;
 	}
-	r = sd_event_source_set_time_relative(s, WEBHOOKD_TRIM_TICK_USEC);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	r = loop_timer_arm(s, WEBHOOKD_TRIM_TICK_USEC);
 	if (r < 0)
 		log_warning_errno(r, "cannot re-arm the memory trim timer: %m");
 	return 0;

@@ -16,6 +16,7 @@
 
 #include "cocoon/httpc.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 
 enum request_state {
 	REQUEST_QUEUED,     /* waiting for curl to be off the stack to be added */
@@ -849,9 +850,7 @@ static int httpc_on_curl_timer(CURLM *multi, long timeout_ms, void *userdata)
 	if (timeout_ms < 0)
 		return sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
 	usec = (uint64_t)timeout_ms * 1000;
-	r = sd_event_source_set_time_relative(c->timer, usec);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+	r = loop_timer_arm(c->timer, usec);
 	return r < 0 ? -1 : 0;
 }
 

@@ -27,6 +27,7 @@
 #include "cocoon/httpc.h"
 #include "cocoon/kube.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "kube-client-internal.h"
 
 #define DEFAULT_QPS          50.0
@@ -417,8 +418,7 @@ _printf_(3, 4) static void call_fail_later(struct kube_call *call, int error, co
 	va_end(ap);
 	call->fail_error = error;
 	call->state = CALL_FAILING;
-	(void)sd_event_source_set_time_relative(call->timer, 0);
-	(void)sd_event_source_set_enabled(call->timer, SD_EVENT_ONESHOT);
+	(void)loop_timer_arm(call->timer, 0);
 }
 
 static bool stat_same(const struct stat *a, const struct stat *b)
@@ -576,8 +576,7 @@ static void client_dispatch(struct kube_client *c)
 			return;
 		wait = kube_bucket_take(&c->bucket, now_usec());
 		if (wait > 0) {
-			if (sd_event_source_set_time_relative(c->rate_timer, wait) >= 0 &&
-			    sd_event_source_set_enabled(c->rate_timer, SD_EVENT_ONESHOT) >= 0)
+			if (loop_timer_arm(c->rate_timer, wait) >= 0)
 				return;
 			/* no timer: run it anyway rather than stall every call */
 		}
@@ -637,8 +636,7 @@ static void call_backoff(struct kube_call *call, uint64_t delay, const struct ht
 		  call->attempt + 1, call->client->max_retries);
 	call->attempt++;
 	call->state = CALL_BACKOFF;
-	(void)sd_event_source_set_time_relative(call->timer, delay);
-	(void)sd_event_source_set_enabled(call->timer, SD_EVENT_ONESHOT);
+	(void)loop_timer_arm(call->timer, delay);
 }
 
 static int call_on_timer(sd_event_source *s, uint64_t usec, void *userdata)

@@ -24,6 +24,7 @@
 
 #include "cocoon/kube.h"
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 
 #define INFORMER_RETRY_INITIAL_USEC (1000ULL * 1000)
 #define INFORMER_RETRY_MAX_USEC     (30ULL * 1000 * 1000)
@@ -298,9 +299,7 @@ static void informer_retry(struct kube_informer *inf, int error, const char *wha
 				  INFORMER_RETRY_MAX_USEC);
 	log_debug_errno(error, "informer %s: %s; listing again in %" PRIu64 " ms", inf->path, what,
 			delay / 1000);
-	r = sd_event_source_set_time_relative(inf->timer, delay);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(inf->timer, SD_EVENT_ONESHOT);
+	r = loop_timer_arm(inf->timer, delay);
 	if (r < 0)
 		log_debug_errno(r, "informer %s: cannot arm the list retry: %m", inf->path);
 }

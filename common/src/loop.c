@@ -208,3 +208,10 @@ int loop_notify_status(struct loop *l, const char *fmt, ...)
 	va_end(ap);
 	return r;
 }
+
+int loop_timer_arm(sd_event_source *s, uint64_t usec)
+{
+	int r = sd_event_source_set_time_relative(s, usec);
+
+	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}

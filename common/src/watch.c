@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cocoon/log.h"
+#include "cocoon/loop.h"
 #include "cocoon/watch.h"
 
 /* The symlink Kubernetes' AtomicWriter swaps to publish a new version of a volume. */
@@ -63,9 +64,7 @@ static int watch_on_inotify(sd_event_source *s, const struct inotify_event *ev, 
 	r = sd_event_source_get_enabled(w->timer_src, &enabled);
 	if (r < 0 || enabled != SD_EVENT_OFF)
 		return 0; /* a window is already open: this event joins it */
-	r = sd_event_source_set_time_relative(w->timer_src, w->debounce);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(w->timer_src, SD_EVENT_ONESHOT);
+	r = loop_timer_arm(w->timer_src, w->debounce);
 	if (r < 0)
 		log_debug_errno(r, "Cannot arm the debounce timer for %s, ignoring: %m", w->path);
 	return 0;

@@ -282,6 +282,42 @@ static void test_loop_exit_code(void **state)
 	loop_free(l);
 }
 
+struct rearm {
+	struct loop *l;
+	unsigned fired;
+};
+
+/* A periodic job as the daemons write one: the callback re-arms its own timer. */
+static int on_rearm(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct rearm *t = userdata;
+
+	if (++t->fired == 3)
+		return loop_exit(t->l, 0);
+	assert_int_equal(loop_timer_arm(s, 1000), 0);
+	return 0;
+}
+
+/* The timer fires again after every re-arm from its own callback (a move alone would leave
+ * it off after the first time), and a disabled one comes back on. */
+static void test_timer_arm(void **state)
+{
+	struct rearm t = { .l = new_loop() };
+	sd_event_source *s = NULL;
+
+	assert_true(sd_event_add_time_relative(loop_event(t.l), &s, CLOCK_MONOTONIC, 1000, 1000,
+					       on_rearm, &t) >= 0);
+	assert_int_equal(sd_event_source_set_enabled(s, SD_EVENT_OFF), 0);
+	assert_int_equal(loop_timer_arm(s, 1000), 0);
+	/* Without the re-arms the loop would idle: this ends it with 3 instead. */
+	assert_true(sd_event_add_time_relative(loop_event(t.l), NULL, CLOCK_MONOTONIC, 5000000,
+					       1000, on_exit_code, t.l) >= 0);
+	assert_int_equal(loop_run(t.l), 0);
+	assert_int_equal(t.fired, 3);
+	sd_event_source_unref(s);
+	loop_free(t.l);
+}
+
 static void test_watchdog_pings(void **state)
 {
 	struct loop *l = NULL;
@@ -313,6 +349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_second_signal_exits_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_exit_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog_pings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timer_arm, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

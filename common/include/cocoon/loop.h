@@ -43,3 +43,8 @@ int loop_exit(struct loop *l, int code);
  * status_fmt may be NULL for a bare READY=1. */
 int loop_notify_ready(struct loop *l, const char *status_fmt, ...) _printf_(2, 3);
 int loop_notify_status(struct loop *l, const char *fmt, ...) _printf_(2, 3);
+
+/* Arms a one-shot timer source to fire usec from now. Moving a timer does not enable it
+ * again once it has fired, so the two always go together (a timer re-armed from its own
+ * callback with only the move fires once: operatord's resync, webhookd's ping did). */
+int loop_timer_arm(sd_event_source *s, uint64_t usec);
