@@ -144,3 +144,24 @@ kib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 echo "  webhookd RSS idle before: $(kib "$idle_rss") (anon $(kib "$idle_anon"), file $(kib "$idle_file"))"
 echo "  webhookd RSS after the runs: $(kib "$run_rss") (anon $(kib "$run_anon"), file $(kib "$run_file")), peak $(kib "$hwm")"
 echo "  webhookd RSS 5 s later: $(kib "$set_rss") (anon $(kib "$set_anon"), file $(kib "$set_file"))"
+# Where the resident pages are: the largest mappings by file, and the proportional share
+# (PSS: a page shared with n processes counts 1/n) — what webhookd adds to a machine that
+# already runs other programs on the same libraries.
+python3 - "$pid" <<'PY'
+import collections, sys
+rss, n = collections.Counter(), 0
+cur = None
+with open(f"/proc/{sys.argv[1]}/smaps") as f:
+    for line in f:
+        w = line.split()
+        if not w[0].endswith(":"):
+            cur = w[5].rsplit("/", 1)[-1] if len(w) > 5 else "[anon]"
+        elif w[0] == "Rss:":
+            rss[cur] += int(w[1])
+libs = [k for k in rss if ".so" in k]
+top = ", ".join(f"{k.split('.so')[0]} {v / 1024:.1f}" for k, v in rss.most_common(8))
+print(f"  webhookd RSS by mapping (MiB): {top}; {len(libs)} shared libraries in all")
+with open(f"/proc/{sys.argv[1]}/smaps_rollup") as f:
+    roll = {l.split()[0]: int(l.split()[1]) for l in f if l.split()[0].startswith("Pss")}
+print(f"  webhookd PSS: {roll['Pss:'] / 1024:.1f} MiB (anon {roll.get('Pss_Anon:', 0) / 1024:.1f}, file {roll.get('Pss_File:', 0) / 1024:.1f})")
+PY
