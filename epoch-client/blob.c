@@ -3,7 +3,7 @@
  * Downloads stream: every byte is counted and hashed on its way to the caller, a body that
  * runs past the descriptor's size is cut off at once, and success is reported only for
  * exactly `size` bytes whose sha256 is the digest. Redirects (epoch's presigned S3 URLs)
- * are followed; httpc never sends Authorization to another host.
+ * are followed, for HEADs too; httpc never sends Authorization to another host.
  *
  * Uploads: epoch's monolithic `PUT /v2/<name>/blobs/<digest>` first. A registry that
  * answers it with 404, 405 or 400 (docker-registry says 405) is switched, for the rest of
@@ -134,6 +134,7 @@ static int blob_start_call(struct epoch_call *c, int k, struct epoch_call **ret)
 int epoch_blob_head(struct epoch_registry *r, const char *name, const char *digest,
 		    epoch_done_fn done, void *userdata, struct epoch_call **ret)
 {
+	struct blob_state *s;
 	struct epoch_call *c;
 	char *url = NULL;
 	int k;
@@ -141,9 +142,13 @@ int epoch_blob_head(struct epoch_registry *r, const char *name, const char *dige
 	k = blob_new(r, BLOB_HEAD, name, digest, done, userdata, &c);
 	if (k < 0)
 		return k;
+	s = c->state;
 	k = registry_url(r, &url, "%s/blobs/%s", name, digest);
 	if (k >= 0)
 		k = blob_request(c, HTTPC_HEAD, url, false);
+	/* Registries that redirect blob GETs to their storage (docker-registry on S3, epoch's
+	 * presigned URLs) may redirect HEADs too: the answer is at the end of the chain. */
+	s->x.follow_redirects = true;
 	return blob_start_call(c, k, ret);
 }
 
@@ -226,7 +231,7 @@ static int blob_get_start(struct epoch_registry *r, const char *name, const char
 	s->size = size;
 	s->on_data = on_data;
 	s->fetch = fetch;
-	s->mem = BUF_INIT(EPOCH_CONFIG_MAX);
+	s->mem = BUF_INIT(EPOCH_SNAPSHOT_CONFIG_MAX);
 	s->md = EVP_MD_CTX_new();
 	k = s->md && EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) ? 0 : -ENOMEM;
 	if (k >= 0)
@@ -250,7 +255,7 @@ int epoch_blob_get(struct epoch_registry *r, const char *name, const char *diges
 int epoch_blob_fetch(struct epoch_registry *r, const char *name, const char *digest, uint64_t size,
 		     epoch_done_fn done, void *userdata, struct epoch_call **ret)
 {
-	if (size > EPOCH_CONFIG_MAX)
+	if (size > EPOCH_SNAPSHOT_CONFIG_MAX)
 		return -E2BIG;
 	return blob_get_start(r, name, digest, size, NULL, true, done, userdata, ret);
 }

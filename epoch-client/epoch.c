@@ -54,6 +54,12 @@ enum verb_flags {
 	V_DESC = 1 << 6,     /* --description */
 };
 
+/* The options behind the flags, in bit order, for "--name is not accepted by push". */
+static const char *const flag_names[] = {
+	"-o/--output",  "--dry-run", "--progress",    "-t/--tag",
+	"--base-image", "--name",    "--description",
+};
+
 struct args {
 	char **pos;
 	int n_pos;
@@ -135,6 +141,45 @@ static int wait_result(int started, struct epoch_call *call, struct epoch_result
 	if (k < 0)
 		log_error("%s", res->message ?: strerror(-k));
 	return k;
+}
+
+/* "…/dl/a/b" names a:b for newer epoch, which falls back to the legacy a/b:latest when a:b
+ * is not there (§2.10): the same here, by asking the registry about a:b first. Returns 0
+ * (ref now names what exists, or is left as it was) or an exit status. */
+static int resolve_dl_legacy(struct epoch_registry *reg, struct epoch_ref *ref)
+{
+	_cleanup_(epoch_result_clear) struct epoch_result res = {};
+	struct epoch_call *call = NULL;
+	char *tag;
+	int k;
+
+	if (!ref->legacy_name)
+		return 0;
+	k = epoch_has_manifest(reg, ref->name, epoch_ref_target(ref), epoch_result_fill, &res,
+			       &call);
+	if (wait_result(k, call, &res) < 0)
+		return EXIT_FAILURE;
+	if (res.found)
+		return 0;
+	epoch_result_clear(&res);
+	k = epoch_has_manifest(reg, ref->legacy_name, EPOCH_DEFAULT_TAG, epoch_result_fill, &res,
+			       &call);
+	if (wait_result(k, call, &res) < 0)
+		return EXIT_FAILURE;
+	if (!res.found)
+		return 0;
+	tag = strdup(EPOCH_DEFAULT_TAG);
+	if (!tag)
+		return log_oom_errno(), EXIT_FAILURE;
+	log_debug("%s:%s does not exist; reading the URL as %s:latest", ref->name,
+		  epoch_ref_target(ref), ref->legacy_name);
+	free(ref->name);
+	free(ref->tag);
+	free(ref->digest);
+	ref->name = TAKE_PTR(ref->legacy_name);
+	ref->tag = tag;
+	ref->digest = NULL;
+	return 0;
 }
 
 static int parse_ref(const char *s, struct epoch_ref *ret)
@@ -278,10 +323,11 @@ static int verb_push(const struct args *a)
 		return EXIT_FAILURE;
 	format_size(res.size, size);
 	format_size(res.moved, moved);
-	fprintf(stderr,
-		"pushed %s:%s %s (%" PRIu64 " files, %s; %s uploaded, the rest was "
-		"already there)\n",
-		snap, tag, res.digest, res.n_layers, size, moved);
+	fprintf(stderr, "pushed %s:%s %s (%" PRIu64 " files, %s; %s uploaded%s)\n", snap, tag,
+		res.digest, res.n_layers, size, moved,
+		res.moved == 0         ? ": the registry had every blob"
+		: res.moved < res.size ? ", the rest was already there"
+				       : "");
 	printf("%s\n", res.digest);
 	return EXIT_SUCCESS;
 }
@@ -299,7 +345,14 @@ static int pull_to(const struct args *a, int out_fd)
 
 	if (parse_ref(a->pos[0], &ref) < 0)
 		return EXIT_USAGE;
+	/* an unset shell variable, most likely: the importer would only fail at the end */
+	if (a->name && isempty(a->name)) {
+		log_error("--name: empty; expected the local snapshot or image name");
+		return EXIT_USAGE;
+	}
 	k = open_registry(&ref, &reg);
+	if (k == 0)
+		k = resolve_dl_legacy(reg, &ref);
 	if (k != 0)
 		return k;
 	if (a->dry_run) {
@@ -456,6 +509,8 @@ static int verb_inspect(const struct args *a)
 	if (parse_ref(a->pos[0], &ref) < 0)
 		return EXIT_USAGE;
 	k = open_registry(&ref, &reg);
+	if (k == 0)
+		k = resolve_dl_legacy(reg, &ref);
 	if (k != 0)
 		return k;
 	k = epoch_get_manifest(reg, ref.name, epoch_ref_target(&ref), epoch_result_fill, &res,
@@ -601,7 +656,7 @@ static void usage(FILE *f)
 		fprintf(f, "  %s%s%s %s\n      %s\n", v->name, v->alias ? "|" : "", v->alias ?: "",
 			v->usage, v->help);
 	fprintf(f, "\nREF is NAME[:TAG] (split at the first ':', TAG defaults to latest), "
-		   "NAME@sha256:DIGEST,\nor an Epoch URL: http(s)://HOST/dl/NAME[/TAG] or "
+		   "NAME[:TAG]@sha256:DIGEST,\nor an Epoch URL: http(s)://HOST/dl/NAME[/TAG] or "
 		   "http(s)://HOST/v2/NAME/manifests/REF.\n\n"
 		   "Options:\n"
 		   "  -t, --tag TAG          push: the tag (default latest)\n"
@@ -701,7 +756,8 @@ static int parse_args(int argc, char **argv, const struct verb **ret_verb, struc
 	a->pos = argv + optind + 1;
 	a->n_pos = argc - optind - 1;
 	if (used & ~v->flags) {
-		log_error("%s: option not accepted here (see --help)", v->name);
+		log_error("%s is not accepted by %s (see --help)",
+			  flag_names[__builtin_ctz(used & ~v->flags)], v->name);
 		return -EINVAL;
 	}
 	if (a->n_pos < v->min_args || a->n_pos > v->max_args) {

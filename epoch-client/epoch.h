@@ -40,9 +40,14 @@
 
 /* Manifests above this are refused (the OCI distribution spec's 4 MiB guidance). */
 #define EPOCH_MANIFEST_MAX (4U * 1024 * 1024)
-/* Config blobs, snapshot.json, tag lists and catalogs above this are refused. */
+/* snapshot.json, tag lists and catalogs above this are refused. */
 #define EPOCH_CONFIG_MAX (1024U * 1024)
-#define EPOCH_LIST_MAX   100000
+/* Snapshot config blobs above this are refused. They carry every file's sparse map, and a
+ * fragmented disk plus memory file take them past the 1 MiB epoch's Go puller reads (§2.6):
+ * refusing those would make such snapshots unpullable here too, so pull reads up to this
+ * bound and push refuses to write a config above it. */
+#define EPOCH_SNAPSHOT_CONFIG_MAX (64U * 1024 * 1024)
+#define EPOCH_LIST_MAX            100000
 /* The upload-session chunk once a registry (or a proxy before it) refused a whole blob with
  * 413: below the 100 MB request limit of common proxies. */
 #define EPOCH_CHUNK_SIZE_DEFAULT (64ULL * 1024 * 1024)
@@ -74,11 +79,17 @@ struct epoch_ref {
 	char *name;
 	char *tag;
 	char *digest; /* "sha256:<64 lowercase hex>" */
+	/* "…/dl/a/b": name a, tag b as newer epoch reads it first; and "a/b" here, the
+	 * repository of the legacy reading a/b:latest that epoch falls back to (§2.10). NULL
+	 * for every other reference. */
+	char *legacy_name;
 };
 
-/* Accepts "name", "name:tag" (split on the first ':'), "name@sha256:…", and Epoch URLs
+/* Accepts "name", "name:tag" (split on the first ':'), "name@sha256:…" (also docker's
+ * "name:tag@sha256:…", where the digest wins), and Epoch URLs
  * "http(s)://host[:port][/prefix]/dl/name" (tag latest), "…/dl/name/<tag|digest>" (the
- * last segment is the reference when there are several) and "…/v2/name/manifests/<ref>".
+ * last segment is the reference when there are several; see legacy_name) and
+ * "…/v2/name/manifests/<ref>".
  * A /dl/ URL is read through the same server's /v2/ API, which carries digests. -EINVAL
  * with *ret_error (may be NULL) naming the part that is wrong. */
 int epoch_ref_parse(const char *s, struct epoch_ref *ret, char **ret_error);
@@ -297,6 +308,8 @@ int epoch_catalog(struct epoch_registry *r, epoch_done_fn done, void *userdata,
  * data comes again after epoch_call_resume()), another -errno to abort. */
 typedef int (*epoch_data_fn)(const void *p, size_t n, void *userdata);
 
+/* HEAD: found = 200 (after redirects, as for GET), not found = 404; reply->size from
+ * Content-Length. */
 int epoch_blob_head(struct epoch_registry *r, const char *name, const char *digest,
 		    epoch_done_fn done, void *userdata, struct epoch_call **ret);
 /* GET a blob of known size and digest, redirects followed (Authorization is never sent to
@@ -306,7 +319,7 @@ int epoch_blob_head(struct epoch_registry *r, const char *name, const char *dige
 int epoch_blob_get(struct epoch_registry *r, const char *name, const char *digest, uint64_t size,
 		   epoch_data_fn on_data, epoch_done_fn done, void *userdata,
 		   struct epoch_call **ret);
-/* The same into memory (size at most EPOCH_CONFIG_MAX): reply->body. */
+/* The same into memory (size at most EPOCH_SNAPSHOT_CONFIG_MAX): reply->body. */
 int epoch_blob_fetch(struct epoch_registry *r, const char *name, const char *digest, uint64_t size,
 		     epoch_done_fn done, void *userdata, struct epoch_call **ret);
 /* Continue a download or a streamed upload paused by its callback's -EAGAIN. */

@@ -82,6 +82,7 @@ void epoch_ref_done(struct epoch_ref *r)
 	free(r->name);
 	free(r->tag);
 	free(r->digest);
+	free(r->legacy_name);
 	*r = (struct epoch_ref){};
 }
 
@@ -128,6 +129,7 @@ static int ref_set(struct epoch_ref *r, const char *input, const char *name, siz
 static int ref_parse_url(const char *s, struct epoch_ref *r, char **ret_error)
 {
 	const char *host = strstr(s, "://") + 3, *path, *dl, *v2, *name, *last;
+	int k;
 
 	if (s[strcspn(s, "?#% \t\r\n")])
 		return errmsg_set(ret_error, EINVAL,
@@ -146,10 +148,14 @@ static int ref_parse_url(const char *s, struct epoch_ref *r, char **ret_error)
 		if (!r->url)
 			return -ENOMEM;
 		/* Newer epoch serves /dl/{name:.+}/{ref}: with several segments the last one
-		 * is the tag or digest; a single segment means :latest. */
+		 * is the tag or digest, and when that finds nothing epoch falls back to the
+		 * legacy /dl/{name} (all of it, :latest); a single segment means :latest. */
 		if (!last)
 			return ref_set(r, s, name, strlen(name), NULL, ret_error);
-		return ref_set(r, s, name, last - name, last + 1, ret_error);
+		k = ref_set(r, s, name, last - name, last + 1, ret_error);
+		if (k >= 0 && epoch_name_valid(name) && !(r->legacy_name = strdup(name)))
+			k = -ENOMEM;
+		return k;
 	}
 	if (v2) {
 		const char *m = strstr(v2 + 4, "/manifests/");
@@ -170,6 +176,32 @@ static int ref_parse_url(const char *s, struct epoch_ref *r, char **ret_error)
 			s);
 }
 
+/* "name@digest", or docker's "name:tag@digest" (as `docker inspect` prints RepoDigests),
+ * where the digest pins the manifest and the tag only has to be well-formed. */
+static int ref_parse_at(const char *s, const char *at, struct epoch_ref *r, char **ret_error)
+{
+	_cleanup_(freep) char *tag = NULL;
+	const char *colon = memchr(s, ':', at - s);
+
+	if (!colon)
+		return ref_set(r, s, s, at - s, at + 1, ret_error);
+	tag = strndup(colon + 1, at - colon - 1);
+	if (!tag)
+		return -ENOMEM;
+	if (!epoch_tag_valid(tag))
+		return errmsg_set(
+		    ret_error, EINVAL,
+		    "invalid tag \"%s\" in \"%s\": expected up to 128 letters, digits, "
+		    "'.', '_' or '-', not starting with '.' or '-'%s",
+		    tag, s, strchr(tag, '/') ? " (a registry host belongs in EPOCH_URL)" : "");
+	if (!epoch_digest_valid(at + 1))
+		return errmsg_set(ret_error, EINVAL,
+				  "invalid digest \"%s\" in \"%s\": expected sha256: and 64 "
+				  "lowercase hex digits",
+				  at + 1, s);
+	return ref_set(r, s, s, colon - s, at + 1, ret_error);
+}
+
 int epoch_ref_parse(const char *s, struct epoch_ref *ret, char **ret_error)
 {
 	struct epoch_ref r = {};
@@ -183,7 +215,7 @@ int epoch_ref_parse(const char *s, struct epoch_ref *ret, char **ret_error)
 	if (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0)
 		k = ref_parse_url(s, &r, ret_error);
 	else if ((sep = strchr(s, '@')))
-		k = ref_set(&r, s, s, sep - s, sep + 1, ret_error);
+		k = ref_parse_at(s, sep, &r, ret_error);
 	else if ((sep = strchr(s, ':')))
 		/* The first ':' splits, as epoch and vk-cocoon do. */
 		k = ref_set(&r, s, s, sep - s, sep + 1, ret_error);

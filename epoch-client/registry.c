@@ -715,29 +715,42 @@ char *xfer_describe(const struct xfer *x, const struct httpc_response *resp)
 {
 	struct buf b = BUF_INIT(0);
 	const char *method = httpc_method_to_string(x->method);
-	size_t before;
+	_cleanup_(freep) char *asked = NULL, *elsewhere = NULL;
+	size_t before, n = MIN(resp->body.len, (size_t)ERROR_BODY_MAX);
 
+	/* Redirected to storage (a presigned URL): say where the answer came from, by origin
+	 * only, since the rest of such a URL is a credential. */
+	if (resp->url && url_origin(x->url, &asked) >= 0 &&
+	    url_origin(resp->url, &elsewhere) >= 0 && strcasecmp(asked, elsewhere) == 0) {
+		free(elsewhere);
+		elsewhere = NULL;
+	}
 	if (resp->error < 0) {
-		(void)buf_printf(&b, "%s %s: %s (%s)", method, x->url, strerror(-resp->error),
-				 resp->error_message);
+		(void)buf_printf(&b, "%s %s%s%s%s: %s (%s)", method, x->url,
+				 elsewhere ? " (redirected to " : "", elsewhere ?: "",
+				 elsewhere ? ")" : "", strerror(-resp->error), resp->error_message);
 		return buf_steal(&b, NULL);
 	}
-	(void)buf_printf(&b, "%s %s: %ld", method, x->url, resp->status);
+	(void)buf_printf(&b, "%s %s%s%s%s: %ld", method, x->url,
+			 elsewhere ? " (redirected to " : "", elsewhere ?: "", elsewhere ? ")" : "",
+			 resp->status);
 	before = b.len;
 	describe_oci_errors(&resp->body, &b);
-	if (b.len == before && resp->body.len > 0) {
+	/* a plain-text body, quoted without its line end; other control bytes show as '?' */
+	while (n > 0 && strchr(" \t\r\n", resp->body.data[n - 1]))
+		n--;
+	if (b.len == before && n > 0) {
 		(void)buf_append_str(&b, " ");
-		for (size_t i = 0; i < MIN(resp->body.len, (size_t)ERROR_BODY_MAX); i++) {
+		for (size_t i = 0; i < n; i++) {
 			char c = resp->body.data[i];
 
 			(void)buf_append(&b, c >= 0x20 && c < 0x7f ? &c : "?", 1);
 		}
-		while (b.len > 0 && b.data[b.len - 1] == ' ')
-			b.data[--b.len] = '\0';
 	} else if (b.len == before) {
 		(void)buf_printf(&b, " %s", status_text(resp->status));
 	}
-	if (resp->status == 401 || resp->status == 403)
+	/* EPOCH_TOKEN never goes to another origin, so it cannot be what was refused there. */
+	if ((resp->status == 401 || resp->status == 403) && !elsewhere)
 		(void)buf_append_str(&b, x->reg->token ? " (the registry refused EPOCH_TOKEN)"
 						       : " (set EPOCH_TOKEN to a registry token)");
 	return buf_steal(&b, NULL);

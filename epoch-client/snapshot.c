@@ -770,6 +770,11 @@ static int push_config(struct epoch_call *c)
 					p->n_layers, p->created, &p->config, &p->config_len, &err);
 	if (k < 0)
 		return push_note(p, k, "the export of %s: %s", p->snapshot, err ?: strerror(-k));
+	if (p->config_len > EPOCH_SNAPSHOT_CONFIG_MAX)
+		return push_note(p, E2BIG,
+				 "the config blob of %s would have %zu bytes (its files' sparse "
+				 "maps), more than the %u a pull accepts",
+				 p->snapshot, p->config_len, EPOCH_SNAPSHOT_CONFIG_MAX);
 	k = digest_of(p->config, p->config_len, p->config_digest);
 	if (k >= 0)
 		k = epoch_blob_head(c->reg, p->name, p->config_digest, push_on_config, c, &sub);

@@ -10,7 +10,10 @@
  *     (which include the end of that blob, or the whole of a small entry with its header)
  *     stay queued until the blob's size and digest check out;
  *   - on any failure the importer is killed (SIGKILL) before its stdin is closed, so it
- *     never even sees the end of its input.
+ *     never even sees the end of its input;
+ *   - until the end-of-archive marker is queued, its input never ends where an entry ends,
+ *     so if this process dies abruptly the importer's tar reader fails instead of taking
+ *     the entries so far for a complete archive.
  *
  * The importer's stdin is a pipe whose write end common/child hands us (stdin_stream). A
  * write that fails with EPIPE means the importer is gone: we stop writing and let its exit
@@ -194,6 +197,12 @@ static size_t q_writable(const struct pull *p)
 	size_t pending = p->q.len - p->q_off;
 	size_t held = MIN(p->uncommitted, (size_t)HOLD_BACK);
 
+	/* When all the unverified bytes are held, what goes out would end where the last
+	 * verified entry ends, and Go's tar reader takes an input ending there for a complete
+	 * archive: if we died then (SIGKILL, OOM: nobody left to kill the importer), it would
+	 * import a snapshot without its remaining files. Its last byte waits too. */
+	if (held == p->uncommitted && !p->trailer_queued)
+		held++;
 	return pending > held ? pending - held : 0;
 }
 
@@ -522,11 +531,11 @@ static void pull_on_manifest(const struct epoch_reply *reply, void *userdata)
 	if (!streq(cfg->media_type, EPOCH_MT_SNAPSHOT_CONFIG))
 		return pull_fail(c, EMEDIUMTYPE, "%s:%s: config media type is %s, expected %s",
 				 p->name, p->ref, cfg->media_type, EPOCH_MT_SNAPSHOT_CONFIG);
-	if (cfg->size > EPOCH_CONFIG_MAX)
+	if (cfg->size > EPOCH_SNAPSHOT_CONFIG_MAX)
 		return pull_fail(c, E2BIG,
 				 "%s:%s: the config blob has %" PRIu64
 				 " bytes, more than the %u allowed",
-				 p->name, p->ref, cfg->size, EPOCH_CONFIG_MAX);
+				 p->name, p->ref, cfg->size, EPOCH_SNAPSHOT_CONFIG_MAX);
 	k = epoch_blob_fetch(c->reg, p->name, cfg->digest, cfg->size, pull_on_config, c, &sub);
 	if (k < 0)
 		return pull_fail(c, k, "cannot request the config blob: %s", strerror(-k));

@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == 0) {
 		if (!epoch_name_valid(ref.name) || !!ref.tag == !!ref.digest ||
 		    (ref.tag && !epoch_tag_valid(ref.tag)) ||
-		    (ref.digest && !epoch_digest_valid(ref.digest)) || err)
+		    (ref.digest && !epoch_digest_valid(ref.digest)) ||
+		    (ref.legacy_name && !epoch_name_valid(ref.legacy_name)) || err)
 			abort();
 		epoch_ref_done(&ref);
 	} else if (r == -EINVAL && !err) {

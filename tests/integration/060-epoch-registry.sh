@@ -4,7 +4,8 @@
 # byte-identical with its holes (the export read twice: hashed, then streamed); a second push
 # that uploads no blob bytes and reads the export once; the manifest's
 # media types and annotations; ls/tag/rm with JSON output; tokens (writes refused without
-# one, the Docker token flow); Epoch /dl/ and /v2/ URLs as references; and a cloud image
+# one, the Docker token flow); Epoch /dl/ (legacy multi-segment ones too) and /v2/ URLs as
+# references; and a cloud image
 # split in parts, reassembled in title order by `get` and `pull`.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -22,6 +23,7 @@ export EPOCH_URL=$EXTRAS_URL EPOCH_TOKEN=$TOKEN
 exports() { cat "$COCOON_SIM_ROOT/export-count.json"; }
 digest=$("$EPOCH" push vm1 2>"$D/push.err") || fail "push failed: $(cat "$D/push.err")"
 assert_contains "$(cat "$D/push.err")" "pushed vm1:latest $digest (5 files" "push summary"
+assert_not_contains "$(cat "$D/push.err")" "already there" "push summary: everything was new"
 assert_eq 2 "$(exports)" "exports read by a push with blobs to upload"
 sent=$(uploaded_bytes "$EXTRAS_LOG")
 # the data plus a few small files: the 4 GiB of holes never travel
@@ -64,7 +66,8 @@ rm "$COCOON_SIM_ROOT/export-count.json"
 "$EPOCH" push vm1 -t v2 >/dev/null 2>"$D/push2.err" || fail "second push: $(cat "$D/push2.err")"
 assert_eq 0 "$(uploaded_bytes "$EXTRAS_LOG")" "blob bytes uploaded by the second push"
 assert_eq 1 "$(exports)" "exports read by a push with nothing to upload"
-assert_contains "$(cat "$D/push2.err")" "0 B uploaded" "second push summary"
+assert_contains "$(cat "$D/push2.err")" "0 B uploaded: the registry had every blob" \
+	"second push summary"
 
 # --- ls, tag, rm
 assert_eq "vm1" "$("$EPOCH" ls)" "catalog"
@@ -125,28 +128,31 @@ head -c $((3 << 20)) /dev/urandom >>"$D/p1"
 head -c $((1 << 20)) /dev/urandom >"$D/p2"
 echo "not a disk" >"$D/note"
 echo '{}' >"$D/cfg"
-put_blob() { # put_blob FILE -> digest
+put_blob() { # put_blob FILE REPO -> digest
 	local d
 	d=sha256:$(sha256sum "$1" | cut -d' ' -f1)
 	curl -sSf -X PUT -H "Authorization: Bearer $TOKEN" --data-binary @"$1" \
-		"$EPOCH_URL/v2/img/blobs/$d" >/dev/null
+		"$EPOCH_URL/v2/$2/blobs/$d" >/dev/null
 	echo "$d"
 }
-layer() { # layer FILE MEDIA-TYPE TITLE
+layer() { # layer FILE MEDIA-TYPE TITLE REPO
 	printf '{"mediaType":"%s","digest":"%s","size":%d,"annotations":{"org.opencontainers.image.title":"%s"}}' \
-		"$2" "$(put_blob "$1")" "$(stat -c %s "$1")" "$3"
+		"$2" "$(put_blob "$1" "$4")" "$(stat -c %s "$1")" "$3"
 }
-cat >"$D/img.json" <<EOF
+put_image() { # put_image REPO: the image as REPO:latest
+	cat >"$D/img.json" <<EOF
 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
  "artifactType":"application/vnd.cocoonstack.os-image.v1+json",
- "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(put_blob "$D/cfg")","size":3},
- "layers":[$(layer "$D/p2" application/vnd.cocoonstack.disk.qcow2.part disk.qcow2.002.qcow2.part),
-           $(layer "$D/note" text/plain README),
-           $(layer "$D/p1" application/vnd.cocoonstack.disk.qcow2.part disk.qcow2.001.qcow2.part)]}
+ "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(put_blob "$D/cfg" "$1")","size":3},
+ "layers":[$(layer "$D/p2" application/vnd.cocoonstack.disk.qcow2.part disk.qcow2.002.qcow2.part "$1"),
+           $(layer "$D/note" text/plain README "$1"),
+           $(layer "$D/p1" application/vnd.cocoonstack.disk.qcow2.part disk.qcow2.001.qcow2.part "$1")]}
 EOF
-curl -sSf -X PUT -H "Authorization: Bearer $TOKEN" \
-	-H "Content-Type: application/vnd.oci.image.manifest.v1+json" \
-	--data-binary @"$D/img.json" "$EPOCH_URL/v2/img/manifests/latest" >/dev/null
+	curl -sSf -X PUT -H "Authorization: Bearer $TOKEN" \
+		-H "Content-Type: application/vnd.oci.image.manifest.v1+json" \
+		--data-binary @"$D/img.json" "$EPOCH_URL/v2/$1/manifests/latest" >/dev/null
+}
+put_image img
 cat "$D/p1" "$D/p2" >"$D/want"
 "$EPOCH" get img >"$D/got" 2>/dev/null || fail "get of a cloud image"
 cmp "$D/want" "$D/got" || fail "get: the parts were not joined in title order"
@@ -155,4 +161,13 @@ assert_contains "$("$EPOCH_COCOON_BINARY" image inspect img-local)" "\"size\": $
 	"the imported image"
 assert_contains "$("$EPOCH_COCOON_BINARY" image inspect img-local)" '"format": "qcow2"' \
 	"the importer saw the qcow2 magic first"
-echo "PASS: epoch registry round trip, dedup, tags, auth, URLs, cloud image"
+
+# --- a legacy multi-segment /dl/ URL: newer epoch reads /dl/os/img as os:img and, finding
+# nothing there, falls back to os/img:latest, what the URL meant before (§2.10)
+put_image os/img
+"$EPOCH" get "$EPOCH_URL/dl/os/img" >"$D/got-legacy" 2>"$D/legacy.err" ||
+	fail "get of a legacy /dl/ URL: $(cat "$D/legacy.err")"
+cmp "$D/want" "$D/got-legacy" || fail "get of a legacy /dl/ URL: wrong bytes"
+assert_contains "$("$EPOCH" inspect "$EPOCH_URL/dl/os/img")" "name:       os/img:latest" \
+	"inspect of a legacy /dl/ URL"
+echo "PASS: epoch registry round trip, dedup, tags, auth, URLs (legacy /dl/ too), cloud image"

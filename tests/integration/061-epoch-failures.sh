@@ -5,8 +5,8 @@
 # records nothing), the registry killed in the middle of a push (a clear error, then a retry
 # succeeds and the round trip is exact), an export that dies half way (in the first pass or
 # the second), a snapshot that changes between the two passes of a push, TLS with a private
-# CA (EPOCH_CA_CERT), a missing cocoon binary, a name the importer refuses, and a registry
-# that is not there.
+# CA (EPOCH_CA_CERT), usage errors that name the option, a missing cocoon binary, a name the
+# importer refuses, and a registry that is not there.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/epoch-lib.sh"
@@ -175,6 +175,16 @@ EPOCH_URL=https://127.0.0.1:$tport EPOCH_CA_CERT=$D/tls.crt "$EPOCH" push vm2 >/
 	fail "push over TLS with EPOCH_CA_CERT"
 assert_eq vm2 "$(EPOCH_URL=https://127.0.0.1:$tport EPOCH_CA_CERT=$D/tls.crt "$EPOCH" ls)" \
 	"catalog over TLS"
+
+# --- usage errors name what is wrong: an option the verb does not take, an empty --name
+rc=0
+out=$("$EPOCH" push vm2 --name x 2>&1) || rc=$?
+assert_eq 2 "$rc" "push with a pull option"
+assert_contains "$out" "--name is not accepted by push" "the option named"
+rc=0
+out=$("$EPOCH" pull vm2 --name "" 2>&1) || rc=$?
+assert_eq 2 "$rc" "pull with an empty --name"
+assert_contains "$out" "--name: empty" "an empty --name"
 
 # --- no cocoon binary; a name the importer refuses; no registry
 rc=0

@@ -1,6 +1,7 @@
-/* libepoch references and vocabularies: name:tag split on the first ':', digests, Epoch
- * /dl/ and /v2/ URLs, the errors a user sees for bad references, WWW-Authenticate Bearer
- * challenges, and layer media types by file name. */
+/* libepoch references and vocabularies: name:tag split on the first ':', digests (docker's
+ * name:tag@digest too), Epoch /dl/ (with the legacy multi-segment reading) and /v2/ URLs,
+ * the errors a user sees for bad references, WWW-Authenticate Bearer challenges, and layer
+ * media types by file name. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +48,9 @@ static void test_ref_names(void **state)
 	check_ref("Ubuntu_24.04", NULL, "Ubuntu_24.04", "latest", NULL);
 	check_ref("vm1@sha256:" D64, NULL, "vm1", NULL, "sha256:" D64);
 	check_ref("vm1:sha256:" D64, NULL, "vm1", NULL, "sha256:" D64);
+	/* docker's NAME:TAG@DIGEST (what `docker inspect` prints): the digest pins it */
+	check_ref("vm1:hibernate@sha256:" D64, NULL, "vm1", NULL, "sha256:" D64);
+	check_ref("simular/win11:22h2@sha256:" D64, NULL, "simular/win11", NULL, "sha256:" D64);
 }
 
 static void test_ref_urls(void **state)
@@ -61,6 +65,29 @@ static void test_ref_urls(void **state)
 	check_ref("http://h:8080/v2/vm1/manifests/hibernate", "http://h:8080", "vm1", "hibernate",
 		  NULL);
 	check_ref("http://h/v2/a/b/manifests/sha256:" D64, "http://h", "a/b", NULL, "sha256:" D64);
+}
+
+/* /dl/a/b is a:b to newer epoch, which falls back to the legacy reading a/b:latest. */
+static void check_legacy(const char *in, const char *legacy_name)
+{
+	struct epoch_ref r = {};
+
+	assert_int_equal(epoch_ref_parse(in, &r, NULL), 0);
+	if (legacy_name)
+		assert_string_equal(r.legacy_name, legacy_name);
+	else
+		assert_null(r.legacy_name);
+	epoch_ref_done(&r);
+}
+
+static void test_ref_dl_legacy(void **state)
+{
+	check_legacy("http://e/dl/simular/win11", "simular/win11");
+	check_legacy("http://e/dl/simular/win11/22h2", "simular/win11/22h2");
+	check_legacy("http://e/dl/win11", NULL);
+	check_legacy("http://e/dl/win11/sha256:" D64, NULL);
+	check_legacy("http://e/v2/a/b/manifests/latest", NULL);
+	check_legacy("a/b:c", NULL);
 }
 
 static void check_bad(const char *in, const char *want)
@@ -87,6 +114,9 @@ static void test_ref_errors(void **state)
 	check_bad("a/../b", "invalid repository name");
 	check_bad("vm1@sha256:abc", "invalid digest \"sha256:abc\"");
 	check_bad("vm1@sha256:" D64 "0", "invalid digest");
+	check_bad("vm1:.x@sha256:" D64, "invalid tag \".x\"");
+	check_bad("host:5000/vm1@sha256:" D64, "a registry host belongs in EPOCH_URL");
+	check_bad("vm1:latest@abc", "invalid digest \"abc\" in \"vm1:latest@abc\"");
 	check_bad("http://h/dl/", "invalid repository name");
 	check_bad("http:///dl/vm1", "names no artifact");
 	check_bad("http://h/v2/vm1/tags/list", "not a manifest URL");
@@ -212,9 +242,10 @@ static void test_media_types(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ref_names),  cmocka_unit_test(test_ref_urls),
-		cmocka_unit_test(test_ref_errors), cmocka_unit_test(test_name_tag_digest_rules),
-		cmocka_unit_test(test_challenges), cmocka_unit_test(test_media_types),
+		cmocka_unit_test(test_ref_names),     cmocka_unit_test(test_ref_urls),
+		cmocka_unit_test(test_ref_errors),    cmocka_unit_test(test_name_tag_digest_rules),
+		cmocka_unit_test(test_challenges),    cmocka_unit_test(test_media_types),
+		cmocka_unit_test(test_ref_dl_legacy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,12 +4,16 @@
  * session whose Location is another origin (no Authorization sent there), a whole-blob
  * request refused with 413 and sent again in chunks, streamed uploads (paused and resumed;
  * -ESPIPE when a refusal needs bytes the stream gave), blobs that are corrupt or too long,
- * DELETE 404 as success, and cancellation without callbacks. */
+ * DELETE 404 as success, a blob HEAD redirected to storage, a storage 403 not blamed on
+ * EPOCH_TOKEN, a plain-text error quoted without its line end, a config blob above 1 MiB, a
+ * stalled pull whose output never ends at an entry boundary, and cancellation without
+ * callbacks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +31,25 @@
 #define MANIFEST                                                                                   \
 	"{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"" HELLO "\",\"size\":"  \
 										   "5}}"
+
+/* sha256 of BIG_CONFIG_SIZE bytes 'a': a config blob above 1 MiB */
+#define BIG_CONFIG      "sha256:5256ec18f11624025905d057d6befb03d77b243511ac5f77ed5e0221ce6d84b5"
+#define BIG_CONFIG_SIZE (2U * 1024 * 1024)
+
+/* "snap": a snapshot of a.txt ("one") and b.txt ("two"), whose second blob never comes */
+#define SNAP_CONFIG     "{\"schemaVersion\":\"v1\",\"snapshotId\":\"S\",\"createdAt\":\"t\"}"
+#define SNAP_CONFIG_SHA "sha256:bf90bb1c1393da27ad64a820eb91b01193f53e0c539928d18d0cb451f78ce163"
+#define ONE_SHA         "sha256:7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+#define TWO_SHA         "sha256:3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3"
+#define SNAP_LAYER(d, t)                                                                           \
+	"{\"mediaType\":\"application/octet-stream\",\"digest\":\"" d "\",\"size\":3,"             \
+	"\"annotations\":{\"org.opencontainers.image.title\":\"" t "\"}}"
+#define SNAP_MANIFEST                                                                              \
+	"{\"schemaVersion\":2,\"mediaType\":\"" EPOCH_MT_OCI_MANIFEST                              \
+	"\",\"artifactType\":\"" EPOCH_AT_SNAPSHOT                                                 \
+	"\",\"config\":{\"mediaType\":\"" EPOCH_MT_SNAPSHOT_CONFIG                                 \
+	"\",\"digest\":\"" SNAP_CONFIG_SHA "\",\"size\":55},\"layers\":[" SNAP_LAYER(              \
+	    ONE_SHA, "a.txt") "," SNAP_LAYER(TWO_SHA, "b.txt") "]}"
 
 static int port;
 static pid_t server;
@@ -87,6 +110,29 @@ _printf_(3, 4) static void respond(int fd, const char *body, const char *fmt, ..
 	(void)!write(fd, body, strlen(body));
 }
 
+static void respond_big(int fd, char c, size_t size)
+{
+	char *body = malloc(size + 1);
+
+	if (!body)
+		return;
+	memset(body, c, size);
+	body[size] = '\0';
+	respond(fd, body, "HTTP/1.1 200 OK\r\n");
+	free(body);
+}
+
+/* The answer to a HEAD: the size of a body that is not sent. */
+static void head_ok(int fd, size_t size)
+{
+	char head[128];
+	int n =
+	    snprintf(head, sizeof head,
+		     "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", size);
+
+	(void)!write(fd, head, (size_t)n);
+}
+
 static void route(int fd, const struct req *r)
 {
 	char realm[128];
@@ -130,11 +176,42 @@ static void route(int fd, const struct req *r)
 		respond(fd, "", "HTTP/1.1 202 Accepted\r\nLocation: /big/1?s=2\r\n");
 	else if (strncmp(r->path, "/big/1?s=2&digest=sha256%3A", 27) == 0)
 		respond(fd, "", "HTTP/1.1 201 Created\r\n");
+	/* "moved": blobs live in storage elsewhere, HEADs redirected like GETs (S3) */
+	else if (strcmp(r->path, "/v2/moved/blobs/" HELLO) == 0)
+		respond(fd, "",
+			"HTTP/1.1 307 Temporary Redirect\r\nLocation: "
+			"http://localhost:%d/storage/hello\r\n",
+			port);
+	else if (strcmp(r->method, "HEAD") == 0 && strcmp(r->path, "/storage/hello") == 0)
+		head_ok(fd, 5);
+	/* "expired": the storage a blob GET is sent to refuses the presigned URL */
+	else if (strcmp(r->path, "/v2/expired/blobs/" HELLO) == 0)
+		respond(fd, "",
+			"HTTP/1.1 307 Temporary Redirect\r\nLocation: "
+			"http://localhost:%d/storage/hello?X-Amz-Signature=s3cr3t\r\n",
+			port);
+	else if (strncmp(r->path, "/storage/hello?", 15) == 0)
+		respond(fd,
+			"<Error><Code>AccessDenied</Code><Message>Request has expired</Message>"
+			"</Error>",
+			"HTTP/1.1 403 Forbidden\r\n");
+	else if (strcmp(r->path, "/v2/cfg/blobs/" BIG_CONFIG) == 0)
+		respond_big(fd, 'a', BIG_CONFIG_SIZE);
 	else if (strcmp(r->path, "/v2/b/blobs/" HELLO) == 0)
 		respond(fd, "hellp", "HTTP/1.1 200 OK\r\n");
 	else if (strcmp(r->path, "/v2/long/blobs/" HELLO) == 0)
 		respond(fd, "hello, world", "HTTP/1.1 200 OK\r\n");
-	else if (strcmp(r->path, "/v2/slow/manifests/x") == 0)
+	else if (strcmp(r->path, "/v2/plain/manifests/x") == 0)
+		respond(fd, "upstream timed out\r\n", "HTTP/1.1 504 Gateway Timeout\r\n");
+	else if (strcmp(r->path, "/v2/snap/manifests/latest") == 0)
+		respond(fd, SNAP_MANIFEST, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n",
+			EPOCH_MT_OCI_MANIFEST);
+	else if (strcmp(r->path, "/v2/snap/blobs/" SNAP_CONFIG_SHA) == 0)
+		respond(fd, SNAP_CONFIG, "HTTP/1.1 200 OK\r\n");
+	else if (strcmp(r->path, "/v2/snap/blobs/" ONE_SHA) == 0)
+		respond(fd, "one", "HTTP/1.1 200 OK\r\n");
+	else if (strcmp(r->path, "/v2/slow/manifests/x") == 0 ||
+		 strcmp(r->path, "/v2/snap/blobs/" TWO_SHA) == 0)
 		sleep(5);
 	else
 		respond(fd, "{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"message\":\"unknown\"}]}",
@@ -481,6 +558,139 @@ static void test_blob_verification(void **state)
 	epoch_registry_free(r);
 }
 
+/* A registry that redirects blob HEADs to its storage, as docker-registry on S3 does: the
+ * blob is found there (a push must not fail its HEAD on the 307), no token follows. */
+static void test_blob_head_redirected(void **state)
+{
+	struct epoch_registry *r = open_reg("static");
+	struct epoch_result res = {};
+	char *log;
+
+	assert_int_equal(epoch_blob_head(r, "moved", HELLO, epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	assert_true(res.found);
+	assert_int_equal(res.size, 5);
+	epoch_result_clear(&res);
+	log = server_log();
+	assert_log_has(log, "HEAD /v2/moved/blobs/" HELLO " auth=Bearer static body=0\n"
+			    "HEAD /storage/hello auth=- body=0\n");
+	free(log);
+	epoch_registry_free(r);
+}
+
+/* A 403 from the storage a blob GET was redirected to is not about EPOCH_TOKEN (which never
+ * went there): the error names where the answer came from, without the URL's signature. */
+static void test_blob_get_storage_refused(void **state)
+{
+	struct epoch_registry *r = open_reg("static");
+	struct download d = { .got = BUF_INIT(0) };
+	char want[256];
+
+	assert_int_equal(epoch_blob_get(r, "expired", HELLO, 5, sink, epoch_result_fill, &d, NULL),
+			 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &d.res), -EIO);
+	snprintf(want, sizeof want,
+		 "/v2/expired/blobs/" HELLO " (redirected to http://localhost:%d)"
+		 ": 403 <Error><Code>AccessDenied</Code>",
+		 port);
+	if (!strstr(d.res.message, want))
+		fail_msg("expected \"%s\" in \"%s\"", want, d.res.message);
+	assert_null(strstr(d.res.message, "EPOCH_TOKEN"));
+	assert_null(strstr(d.res.message, "s3cr3t"));
+	epoch_result_clear(&d.res);
+	buf_free(&d.got);
+	free(server_log());
+	epoch_registry_free(r);
+}
+
+/* Config blobs carry every file's sparse map: a fragmented disk and memory file make one
+ * above 1 MiB, which a push writes and a pull must therefore read (epoch's puller allows
+ * 64 MiB). Above the cap a fetch is refused before any request. */
+static void test_config_blob_above_1mib(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct epoch_result res = {};
+
+	assert_int_equal(
+	    epoch_blob_fetch(r, "cfg", BIG_CONFIG, BIG_CONFIG_SIZE, epoch_result_fill, &res, NULL),
+	    0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), 0);
+	assert_int_equal(res.body_len, BIG_CONFIG_SIZE);
+	assert_int_equal(res.body[BIG_CONFIG_SIZE - 1], 'a');
+	epoch_result_clear(&res);
+	assert_int_equal(epoch_blob_fetch(r, "cfg", BIG_CONFIG, EPOCH_SNAPSHOT_CONFIG_MAX + 1,
+					  epoch_result_fill, &res, NULL),
+			 -E2BIG);
+	free(server_log());
+	epoch_registry_free(r);
+}
+
+/* A proxy's plain-text error is quoted as the proxy wrote it, without its line end. */
+static void test_error_plain_text(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct epoch_result res = {};
+	char want[128];
+
+	assert_int_equal(epoch_get_manifest(r, "plain", "x", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), -EIO);
+	snprintf(want, sizeof want,
+		 "GET http://127.0.0.1:%d/v2/plain/manifests/x: 504 upstream timed out", port);
+	assert_string_equal(res.message, want);
+	epoch_result_clear(&res);
+	free(server_log());
+	epoch_registry_free(r);
+}
+
+/* The octal size field of the tar header at p. */
+static size_t tar_size(const char *p)
+{
+	return (size_t)strtoull(p + 124, NULL, 8);
+}
+
+/* While a blob is still on its way, the importer's input must not end where an entry ends:
+ * Go's tar reader takes such an end for the end of the archive, so a pull that died there
+ * (SIGKILL, OOM, a crash: nobody left to kill the importer) would import a snapshot
+ * without its remaining files. It ends inside an entry instead, which fails the import. */
+static void test_pull_never_pauses_at_entry_boundary(void **state)
+{
+	struct epoch_registry *r = open_reg(NULL);
+	struct epoch_result res = {};
+	struct epoch_call *c = NULL;
+	char out[16384];
+	size_t n = 0, at = 0, boundaries = 0;
+	int fds[2];
+	ssize_t k;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(epoch_pull(r,
+				    &(struct epoch_pull_options){
+					.name = "snap", .local_name = "x", .out_fd = fds[1] },
+				    epoch_result_fill, &res, &c),
+			 0);
+	/* the manifest, the config and a.txt arrive; b.txt's GET hangs */
+	for (int i = 0; i < 10; i++)
+		assert_true(sd_event_run(epoch_registry_event(r), 100 * 1000) >= 0);
+	assert_false(res.done);
+	while ((k = read(fds[0], out + n, sizeof out - n)) > 0)
+		n += (size_t)k;
+	epoch_call_cancel(c);
+	/* the entries that went out: snapshot.json, then a.txt */
+	while (at + 512 <= n) {
+		at += 512 + (tar_size(out + at) + 511) / 512 * 512;
+		if (at == n)
+			fail_msg("the output ends at the end of entry %zu (offset %zu)",
+				 boundaries + 1, at);
+		boundaries++;
+	}
+	assert_true(boundaries >= 2);
+	assert_string_equal(out + 512 + (tar_size(out) + 511) / 512 * 512, "a.txt");
+	close(fds[0]);
+	close(fds[1]);
+	free(server_log());
+	epoch_registry_free(r);
+}
+
 static void never(const struct epoch_reply *reply, void *userdata)
 {
 	fail_msg("a cancelled call completed");
@@ -510,6 +720,11 @@ int main(void)
 		cmocka_unit_test(test_whole_blob_then_chunks_after_413),
 		cmocka_unit_test(test_stream_upload),
 		cmocka_unit_test(test_blob_verification),
+		cmocka_unit_test(test_blob_head_redirected),
+		cmocka_unit_test(test_config_blob_above_1mib),
+		cmocka_unit_test(test_blob_get_storage_refused),
+		cmocka_unit_test(test_error_plain_text),
+		cmocka_unit_test(test_pull_never_pauses_at_entry_boundary),
 		cmocka_unit_test(test_cancel),
 	};
 
