@@ -625,8 +625,9 @@ static int parse_file(const char *name, const json_t *v, struct epoch_file_meta 
 	f->name = strdup(name);
 	if (!f->name)
 		return -ENOMEM;
-	/* 0640 is what epoch's puller uses for a file the config does not describe. */
-	f->mode = mode ? (uint32_t)json_integer_value(mode) : 0640;
+	/* 0640 is what epoch's puller uses for a file whose mode the config does not give; its
+	 * Go struct cannot tell a mode of 0 from none, so 0 means the default too. */
+	f->mode = mode && json_integer_value(mode) != 0 ? (uint32_t)json_integer_value(mode) : 0640;
 	if (json_is_string(map) && *json_string_value(map)) {
 		f->sparse_map = strdup(json_string_value(map));
 		if (!f->sparse_map)

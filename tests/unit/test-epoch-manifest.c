@@ -171,7 +171,7 @@ static void test_config_parse_and_snapshot_json(void **state)
 	    "{\"schemaVersion\":\"v1\",\"snapshotId\":\"SID\",\"description\":\"d\","
 	    "\"image\":\"img\",\"imageBlobIds\":[\"h1\",\"h2\"],\"cpu\":4,\"windows\":true,"
 	    "\"diskQueueSize\":256,\"files\":{\"cow.raw\":{\"mode\":420,\"sparseMap\":"
-	    "\"[{\\\"o\\\":0,\\\"l\\\":1}]\",\"sparseSize\":10},\"x\":{}},"
+	    "\"[{\\\"o\\\":0,\\\"l\\\":1}]\",\"sparseSize\":10},\"x\":{},\"y\":{\"mode\":0}},"
 	    "\"createdAt\":\"t\",\"future\":\"ignored\"}";
 	struct epoch_snapshot_config *c = NULL;
 	const struct epoch_file_meta *f;
@@ -189,6 +189,8 @@ static void test_config_parse_and_snapshot_json(void **state)
 	f = epoch_snapshot_config_file(c, "x");
 	assert_int_equal(f->mode, 0640); /* epoch's default for a file without a mode */
 	assert_null(f->sparse_map);
+	f = epoch_snapshot_config_file(c, "y");
+	assert_int_equal(f->mode, 0640); /* and for mode 0, which Go cannot tell from none */
 	assert_null(epoch_snapshot_config_file(c, "nope"));
 
 	assert_int_equal(epoch_snapshot_json_build(c, "local", NULL, &json, &len), 0);
