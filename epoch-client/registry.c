@@ -1234,6 +1234,7 @@ static void list_on_done(struct xfer *x, struct httpc_response *resp, void *user
 	struct epoch_call *c = userdata;
 	struct list_state *s = c->state;
 	_cleanup_(freep) char *next = NULL;
+	size_t before;
 	int k;
 
 	c->reply.status = resp->status;
@@ -1244,11 +1245,20 @@ static void list_on_done(struct xfer *x, struct httpc_response *resp, void *user
 		call_finish(c);
 		return;
 	}
+	before = s->n;
 	if (list_take_page(c, resp) < 0) {
 		call_finish(c);
 		return;
 	}
 	k = link_next(c->reg, httpc_response_header(resp, "Link", 0), &next);
+	/* Pages that add entries stop at EPOCH_LIST_MAX; an empty one that links on could
+	 * only repeat itself. */
+	if (k > 0 && s->n == before) {
+		call_fail(c, EBADMSG, "%s: an empty page links to another (Link: %s)", x->url,
+			  httpc_response_header(resp, "Link", 0));
+		call_finish(c);
+		return;
+	}
 	if (k > 0) {
 		free(x->url);
 		x->url = TAKE_PTR(next);

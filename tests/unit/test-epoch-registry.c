@@ -144,6 +144,10 @@ static void route(int fd, const struct req *r)
 		    "HTTP/1.1 200 OK\r\nLink: </v2/r/tags/list?last=b&n=1000>; rel=\"next\"\r\n");
 	else if (strcmp(r->path, "/v2/r/tags/list?last=b&n=1000") == 0)
 		respond(fd, "{\"name\":\"r\",\"tags\":[\"c\"]}", "HTTP/1.1 200 OK\r\n");
+	/* a broken registry: an empty page that links to itself */
+	else if (strncmp(r->path, "/v2/loop/tags/list?", 19) == 0)
+		respond(fd, "{\"name\":\"loop\",\"tags\":[]}",
+			"HTTP/1.1 200 OK\r\nLink: </v2/loop/tags/list?last=&n=1000>; rel=\"next\"\r\n");
 	else if (strcmp(r->path, "/v2/auth/manifests/x") == 0 && strcmp(r->auth, "Bearer issued"))
 		respond(fd, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"no\"}]}",
 			"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"%s\","
@@ -360,6 +364,13 @@ static void test_tags_pages_sorted(void **state)
 	assert_int_equal(epoch_list_tags(r, "missing", epoch_result_fill, &res, NULL), 0);
 	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), -ENOENT);
 	assert_non_null(strstr(res.message, "/v2/missing/tags/list?n=1000: 404 NAME_UNKNOWN"));
+	epoch_result_clear(&res);
+
+	/* an empty page that links on ends the listing with an error instead of looping */
+	assert_int_equal(epoch_list_tags(r, "loop", epoch_result_fill, &res, NULL), 0);
+	assert_int_equal(epoch_result_wait(epoch_registry_event(r), &res), -EBADMSG);
+	assert_non_null(strstr(res.message, "/v2/loop/tags/list?n=1000: an empty page links to "
+					    "another (Link: </v2/loop/tags/list?last=&n=1000>"));
 	epoch_result_clear(&res);
 	free(server_log());
 	epoch_registry_free(r);
