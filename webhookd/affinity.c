@@ -21,8 +21,10 @@
  * still being created). A new unnamed pod takes the smallest slot of its workload whose
  * unnamed holder is gone — a replacement inherits the VM name and node of the pod it
  * replaces — and otherwise the smallest free slot. Named and unnamed holders never take
- * each other's slots. Unnamed pods of other owners (Jobs, bare ReplicaSets, pods with only
- * a generateName) form a workload named after their generateName ("job-x-" → "job-x"). */
+ * each other's slots, nor do unnamed holders of different kinds of owner (a Job "web" and
+ * a Deployment "web" share slot numbers, never a VM). Unnamed pods of other owners (Jobs,
+ * bare ReplicaSets, pods with only a generateName) form a workload named after their
+ * generateName ("job-x-" → "job-x"). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -66,9 +68,15 @@ const char *affinity_pod_skip_reason(const json_t *pod)
 
 	if (!meta_pod_tolerates_cocoon(pod))
 		return "not_cocoon";
-	json_array_foreach (refs, i, ref)
+	json_array_foreach (refs, i, ref) {
 		if (streq(str(ref, "kind"), META_KIND_COCOONSET))
 			return "cocoonset";
+		/* one pod per node, pinned there by required node affinity: a sticky node
+		 * elsewhere would make the kubelet reject it and the controller recreate it,
+		 * forever (agents that tolerate the virtual-kubelet taint) */
+		if (streq(str(ref, "kind"), "DaemonSet"))
+			return "daemonset";
+	}
 	if (*str(json_object_get(pod, "spec"), "nodeName"))
 		return "node_name";
 	if (*pod_vm_name(pod))
@@ -351,6 +359,62 @@ int affinity_live_index(const json_t *pods, json_t **ret)
 	return 0;
 }
 
+/* Drops every member of obj not named in keep (obj may be NULL or not an object). */
+static void keep_only(json_t *obj, const char *const *keep)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(obj, tmp, key, v)
+	{
+		bool wanted = false;
+
+		for (const char *const *k = keep; *k && !wanted; k++)
+			wanted = streq(key, *k);
+		if (!wanted)
+			json_object_del(obj, key);
+	}
+}
+
+void affinity_pod_trim(json_t *pod)
+{
+	static const char *const top[] = { "metadata", "spec", "status", NULL };
+	static const char *const meta[] = {
+		"name", "namespace", "uid", "resourceVersion", "annotations", NULL,
+	};
+	static const char *const ann[] = { META_ANN_VM_NAME, META_LEGACY_ANN_VM_NAME, NULL };
+	static const char *const spec[] = { "nodeName", NULL };
+	static const char *const status[] = { "phase", NULL };
+	json_t *md = json_object_get(pod, "metadata");
+
+	keep_only(pod, top);
+	keep_only(md, meta);
+	keep_only(json_object_get(md, "annotations"), ann);
+	keep_only(json_object_get(pod, "spec"), spec);
+	keep_only(json_object_get(pod, "status"), status);
+}
+
+void affinity_node_trim(json_t *node)
+{
+	static const char *const top[] = { "metadata", "spec", "status", NULL };
+	static const char *const meta[] = { "name", "uid", "resourceVersion", "labels", NULL };
+	static const char *const labels[] = { META_LABEL_POOL, NULL };
+	static const char *const spec[] = { "unschedulable", NULL };
+	static const char *const status[] = { "conditions", NULL };
+	static const char *const condition[] = { "type", "status", NULL };
+	json_t *md = json_object_get(node, "metadata"), *c;
+	size_t i;
+
+	keep_only(node, top);
+	keep_only(md, meta);
+	keep_only(json_object_get(md, "labels"), labels);
+	keep_only(json_object_get(node, "spec"), spec);
+	keep_only(json_object_get(node, "status"), status);
+	json_array_foreach (json_object_get(json_object_get(node, "status"), "conditions"), i, c)
+		keep_only(c, condition);
+}
+
 /* "<ns>/<pod>" starts with "<ns>/". */
 static bool key_in_namespace(const char *pod_key, const char *ns)
 {
@@ -516,6 +580,22 @@ static int choose_bare(const struct affinity_view *v, const struct affinity_pod 
 	return 0;
 }
 
+/* An unnamed slot passes only between pods of the same kind of owner: a Job or a bare pod
+ * whose generateName matches a Deployment's name shares its slot numbers and VM names, but
+ * must not boot a gone replica's VM. The owner kind of a Deployment's pods is ReplicaSet;
+ * G2's reservations carry neither owner nor generateName and were only made for
+ * Deployments. */
+static bool same_owner_kind(const json_t *res, const struct affinity_pod *pod)
+{
+	const char *theirs = str(res, "owner"), *mine = pod->owner ? pod->owner : "";
+	size_t n;
+
+	if (!*theirs && !json_object_get(res, "generateName"))
+		theirs = "ReplicaSet/";
+	n = strcspn(theirs, "/");
+	return n == strcspn(mine, "/") && strncmp(theirs, mine, n) == 0;
+}
+
 /* This pod's slot (named), else the smallest slot whose unnamed holder is gone (unnamed),
  * else -1; -ENOMEM. Also collects the slots in use. */
 static int64_t slot_to_reuse(const struct affinity_view *v, const struct affinity_pod *pod,
@@ -539,8 +619,8 @@ static int64_t slot_to_reuse(const struct affinity_view *v, const struct affinit
 			match = streq(str(res, "pod"), pod->pod);
 		else
 			match =
-			    !*str(res, "pod") && !reservation_held(v->live, res) &&
-			    !reservation_pending(res, v->now) &&
+			    !*str(res, "pod") && same_owner_kind(res, pod) &&
+			    !reservation_held(v->live, res) && !reservation_pending(res, v->now) &&
 			    !json_object_get(json_object_get(v->live, "vms"), str(res, "vmName"));
 		if (match && (best < 0 || s < best))
 			best = s;
@@ -829,10 +909,11 @@ int affinity_reap(const json_t *reservations, const json_t *live, const json_t *
 		if (json_is_object(res) && parse_time(str(res, "updatedAt"), &updated) >= 0 &&
 		    updated > start)
 			start = updated;
-		if (now - start >= grace) {
-			if (json_array_append_new(release, json_string(key)) < 0)
-				return -ENOMEM;
-		} else if (json_object_set_new(next, key, json_integer(since)) < 0)
+		if (now - start >= grace && json_array_append_new(release, json_string(key)) < 0)
+			return -ENOMEM;
+		/* released keys too: when the release is not written, the next sweep must
+		 * not start their grace over */
+		if (json_object_set_new(next, key, json_integer(since)) < 0)
 			return -ENOMEM;
 	}
 	*ret_release = TAKE_PTR(release);

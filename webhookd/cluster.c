@@ -6,7 +6,8 @@
  * an idle webhook makes no calls, so silence alone would flip readiness; a timer GETs
  * /version whenever nothing was heard for CLUSTER_PING_AFTER_USEC, and readiness then
  * tracks reachability rather than traffic. Nodes are watched only when they carry the
- * cocoonstack.io/pool label: no other node can be picked. */
+ * cocoonstack.io/pool label: no other node can be picked. Every pod of the cluster is
+ * cached, so both caches keep only what affinity.c reads (affinity_pod_trim()). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,9 @@ struct cluster {
 	struct kube_informer *pods, *nodes;
 	sd_event_source *ping_timer;
 	struct kube_call *ping;
+	void (*on_synced)(void *userdata);
+	void *userdata;
+	bool synced_reported;
 };
 
 static const struct kube_resource pods_resource = { "", "v1", "pods", true };
@@ -49,6 +53,11 @@ static void cluster_on_synced(struct kube_informer *inf, void *userdata)
 
 	log_info("%s cache synced (%zu objects)", inf == c->pods ? "pod" : "node",
 		 kube_informer_size(inf));
+	if (!c->synced_reported && cluster_caches_synced(c)) {
+		c->synced_reported = true;
+		if (c->on_synced)
+			c->on_synced(c->userdata);
+	}
 }
 
 static void cluster_on_ping(struct kube_call *call, int error, json_t *obj,
@@ -79,8 +88,19 @@ static int cluster_on_ping_timer(sd_event_source *s, uint64_t usec, void *userda
 	return 0;
 }
 
+static void cluster_pod_trim(json_t *pod, void *userdata)
+{
+	affinity_pod_trim(pod);
+}
+
+static void cluster_node_trim(json_t *node, void *userdata)
+{
+	affinity_node_trim(node);
+}
+
 static int cluster_informer(struct cluster *c, const struct kube_resource *res,
-			    const char *label_selector, struct kube_informer **ret)
+			    const char *label_selector, kube_transform_fn trim,
+			    struct kube_informer **ret)
 {
 	static const struct kube_informer_handlers handlers = { .on_synced = cluster_on_synced };
 	struct kube_list_options o = { .label_selector = label_selector };
@@ -90,6 +110,8 @@ static int cluster_informer(struct cluster *c, const struct kube_resource *res,
 	if (!path)
 		return -ENOMEM;
 	r = kube_informer_new(c->client, path, &o, &handlers, c, ret);
+	if (r >= 0)
+		r = kube_informer_set_transform(*ret, trim, NULL);
 	if (r >= 0)
 		r = kube_informer_start(*ret);
 	return r;
@@ -108,9 +130,10 @@ static int cluster_start(struct cluster *c, const struct kube_config *cfg)
 	if (r < 0)
 		return log_error_errno(r, "cannot create the Kubernetes client (%s): %m",
 				       cfg->source);
-	r = cluster_informer(c, &pods_resource, NULL, &c->pods);
+	r = cluster_informer(c, &pods_resource, NULL, cluster_pod_trim, &c->pods);
 	if (r >= 0)
-		r = cluster_informer(c, &nodes_resource, META_LABEL_POOL, &c->nodes);
+		r = cluster_informer(c, &nodes_resource, META_LABEL_POOL, cluster_node_trim,
+				     &c->nodes);
 	if (r < 0)
 		return log_error_errno(r, "cannot start the pod and node informers: %m");
 	r = sd_event_add_time_relative(c->event, &c->ping_timer, CLOCK_MONOTONIC,
@@ -120,7 +143,8 @@ static int cluster_start(struct cluster *c, const struct kube_config *cfg)
 	return 0;
 }
 
-int cluster_new(sd_event *e, struct cluster **ret)
+int cluster_new(sd_event *e, void (*on_synced)(void *userdata), void *userdata,
+		struct cluster **ret)
 {
 	_cleanup_(cluster_freep) struct cluster *c = NULL;
 	_cleanup_(kube_config_freep) struct kube_config *cfg = NULL;
@@ -136,6 +160,8 @@ int cluster_new(sd_event *e, struct cluster **ret)
 	if (!c)
 		return log_oom_errno();
 	c->event = sd_event_ref(e);
+	c->on_synced = on_synced;
+	c->userdata = userdata;
 	r = cluster_start(c, cfg);
 	if (r < 0)
 		return r;
@@ -164,6 +190,11 @@ struct kube_client *cluster_client(const struct cluster *c)
 bool cluster_pods_synced(const struct cluster *c)
 {
 	return kube_informer_synced(c->pods);
+}
+
+bool cluster_caches_synced(const struct cluster *c)
+{
+	return kube_informer_synced(c->pods) && kube_informer_synced(c->nodes);
 }
 
 bool cluster_ready(const struct cluster *c, const char **ret_reason)

@@ -10,12 +10,13 @@
  * observation, including the 400s (error/decode).
  *
  * /mutate (operator-webhook.md §3.9 G2 with CONTRACT.md §4's fixes): pods that are not cocoon
- * pods, CocoonSet pods and pods already placed or named are allowed untouched (skipped);
- * the others get a reservation and a JSONPatch. A pod that cannot be given a valid VM name
- * is denied with the reason. A reservation that cannot be stored (apiserver errors,
- * conflicts past RESERVE_ATTEMPTS) is allowed without a patch (error/affinity_failed), as
- * in G2: the webhook must not stop pods from being created when its own state store is
- * unavailable. Dry-run requests get the patch but write nothing (sideEffects NoneOnDryRun). */
+ * pods, CocoonSet and DaemonSet pods and pods already placed or named are allowed untouched
+ * (skipped); the others get a reservation and a JSONPatch. A pod that cannot be given a
+ * valid VM name is denied with the reason. A reservation that cannot be stored (apiserver
+ * errors, conflicts past RESERVE_ATTEMPTS, no answer within RESERVE_DEADLINE_USEC, caches
+ * not synced yet) is allowed without a patch (error/affinity_failed), as in G2: the
+ * webhook must not stop pods from being created when its own state store is unavailable.
+ * Dry-run requests get the patch but write nothing (sideEffects NoneOnDryRun). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

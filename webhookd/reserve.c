@@ -11,7 +11,11 @@
  * lands, and the other re-decides seeing it (client-go's RetryOnConflict, as G2 did).
  *
  * Within one process the reserves of a pool are run one after the other: a burst of pods of
- * one Deployment would otherwise mostly conflict with itself. The queue is capped. */
+ * one Deployment would otherwise mostly conflict with itself. The queue is capped, and a
+ * reserve that has not finished RESERVE_DEADLINE_USEC after it was queued (waiting for its
+ * pool, slow calls, conflicts) gives up, so the pod is still answered within the webhook's
+ * timeoutSeconds: past it the apiserver fails the pod CREATE (failurePolicy Fail) instead
+ * of admitting it without a reservation. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,7 +46,7 @@ struct reserve {
 	bool dry_run, running;
 	unsigned attempts;
 	struct kube_call *call;
-	sd_event_source *retry_timer;
+	sd_event_source *retry_timer, *deadline_timer;
 	reserve_done_fn done;
 	void *userdata;
 	char *key;
@@ -137,6 +141,7 @@ void reserve_free(struct reserve *r)
 	reserve_unlink(r);
 	kube_call_cancel(r->call);
 	sd_event_source_disable_unref(r->retry_timer);
+	sd_event_source_disable_unref(r->deadline_timer);
 	affinity_pod_done(&r->pod);
 	json_decref(r->pod_obj);
 	json_decref(r->reservation);
@@ -161,8 +166,18 @@ static void reserve_finish(struct reserve *r, int error, const char *fmt, ...)
 		va_end(ap);
 	}
 	reserve_unlink(r);
+	/* the callback may keep r: its deadline must not finish it a second time */
+	r->deadline_timer = sd_event_source_disable_unref(r->deadline_timer);
 	r->done(r, error, message ? message : strerror(-error), r->userdata);
 	reserver_kick(rs);
+}
+
+/* What the apiserver or the client says about the ConfigMap is never the pod's own fault:
+ * -EINVAL (a 400 or 422, e.g. a policy webhook refusing the write), -ENAMETOOLONG and
+ * -EEXIST would read as such (reserve_done_fn) and deny the pod, so they become -EIO. */
+static int reserve_cluster_error(int error)
+{
+	return error == -EINVAL || error == -ENAMETOOLONG || error == -EEXIST ? -EIO : error;
 }
 
 static int reserve_on_retry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -194,6 +209,22 @@ static void reserve_retry(struct reserve *r, const char *why)
 		reserve_finish(r, k, "cannot arm the retry timer: %s", strerror(-k));
 }
 
+static int reserve_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct reserve *r = userdata;
+
+	kube_call_cancel(r->call);
+	r->call = NULL;
+	r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
+	/* 0 attempts: it was still waiting for the pool's writer */
+	reserve_finish(r, -ETIMEDOUT,
+		       "ConfigMap %s/%s: no reservation within %llu s of the request (%u "
+		       "attempt(s) to read and write it)",
+		       AFFINITY_NAMESPACE, r->cm_name, RESERVE_DEADLINE_USEC / USEC_PER_SEC,
+		       r->attempts);
+	return 0;
+}
+
 static void reserve_on_write(struct kube_call *call, int error, json_t *obj,
 			     const struct kube_status *status, void *userdata)
 {
@@ -203,8 +234,9 @@ static void reserve_on_write(struct kube_call *call, int error, json_t *obj,
 	if (error == -ESTALE || error == -EEXIST || error == -ENOENT)
 		return reserve_retry(r, status->message ? status->message : strerror(-error));
 	if (error < 0)
-		return reserve_finish(r, error, "cannot write ConfigMap %s/%s: %s",
-				      AFFINITY_NAMESPACE, r->cm_name,
+		return reserve_finish(r, reserve_cluster_error(error),
+				      "cannot write ConfigMap %s/%s: %s", AFFINITY_NAMESPACE,
+				      r->cm_name,
 				      status->message ? status->message : strerror(-error));
 	reserve_finish(r, 0, NULL);
 }
@@ -268,14 +300,15 @@ static void reserve_on_get(struct kube_call *call, int error, json_t *obj,
 
 	r->call = NULL;
 	if (error < 0 && error != -ENOENT)
-		return reserve_finish(r, error, "cannot read ConfigMap %s/%s: %s",
-				      AFFINITY_NAMESPACE, r->cm_name,
+		return reserve_finish(r, reserve_cluster_error(error),
+				      "cannot read ConfigMap %s/%s: %s", AFFINITY_NAMESPACE,
+				      r->cm_name,
 				      status->message ? status->message : strerror(-error));
 	if (error == -ENOENT)
 		obj = NULL;
 	k = reserve_decide(r, obj, &err);
 	if (k >= 0 && !r->dry_run)
-		k = reserve_write(r, obj, &err);
+		k = reserve_cluster_error(reserve_write(r, obj, &err));
 	if (k < 0)
 		return reserve_finish(r, k, "%s", err ? err : strerror(-k));
 	if (r->dry_run)
@@ -284,15 +317,23 @@ static void reserve_on_get(struct kube_call *call, int error, json_t *obj,
 
 static void reserve_fetch(struct reserve *r)
 {
-	_cleanup_(freep) char *path = kube_path(&configmaps, AFFINITY_NAMESPACE, r->cm_name, NULL);
+	_cleanup_(freep) char *path = NULL;
 	int k;
 
+	/* Before the first full list an empty cache calls every pod gone: a live replica's
+	 * slot and VM name would be handed out again (systemd passes connections in before
+	 * the caches are synced; Kubernetes only keeps traffic away while /readyz fails). */
+	if (!cluster_caches_synced(r->owner->cluster))
+		return reserve_finish(r, -EAGAIN,
+				      "the pod and node caches are not synced yet, so the live "
+				      "VM names and node loads are unknown");
+	path = kube_path(&configmaps, AFFINITY_NAMESPACE, r->cm_name, NULL);
 	r->attempts++;
 	k = path ? kube_get(cluster_client(r->owner->cluster), path, reserve_on_get, r, &r->call)
 		 : -ENOMEM;
 	if (k < 0)
-		reserve_finish(r, k, "cannot read ConfigMap %s/%s: %s", AFFINITY_NAMESPACE,
-			       r->cm_name, strerror(-k));
+		reserve_finish(r, reserve_cluster_error(k), "cannot read ConfigMap %s/%s: %s",
+			       AFFINITY_NAMESPACE, r->cm_name, strerror(-k));
 }
 
 int reserve_new(struct reserver *rs, const json_t *pod, const char *req_ns, const char *req_name,
@@ -311,6 +352,11 @@ int reserve_new(struct reserver *rs, const json_t *pod, const char *req_ns, cons
 	if (k < 0)
 		return k;
 	k = affinity_configmap_name(r->pod.pool, &r->cm_name, ret_error);
+	if (k < 0)
+		return k;
+	k = sd_event_add_time_relative(kube_client_event(cluster_client(rs->cluster)),
+				       &r->deadline_timer, CLOCK_MONOTONIC, RESERVE_DEADLINE_USEC,
+				       0, reserve_on_deadline, r);
 	if (k < 0)
 		return k;
 	k = sd_event_source_set_enabled(rs->kick, SD_EVENT_ONESHOT);

@@ -6,7 +6,8 @@
  * key pair is loaded at start (fatal when missing or invalid: there is no self-signed
  * fallback, as in the original) and reloaded whenever the files change; a failed reload
  * keeps the previous certificate. SIGTERM drains both servers for at most 15 s.
- * /readyz is cluster_ready(): caches synced and the apiserver heard from recently.
+ * /readyz is cluster_ready(): caches synced and the apiserver heard from recently; READY=1
+ * goes to systemd once both caches are synced.
  *
  * After a burst of admissions the heap keeps the pages its connections used (TLS handshakes
  * and buffers, mostly), free but scattered between live blocks, so the heap top cannot
@@ -48,6 +49,16 @@ static bool webhookd_ready(void *userdata, const char **ret_reason)
 	struct webhookd *w = userdata;
 
 	return cluster_ready(w->cluster, ret_reason);
+}
+
+/* READY=1 only now: before the caches are synced /mutate cannot reserve (systemd hands
+ * connections in anyway) and units ordered after webhookd would start too early. */
+static void webhookd_on_synced(void *userdata)
+{
+	struct webhookd *w = userdata;
+
+	log_info("caches synced, serving %s", w->description);
+	(void)loop_notify_ready(w->loop, "serving %s", w->description);
 }
 
 static void webhookd_on_tls_reload(struct tls_rotation *r, int result, void *userdata)
@@ -156,7 +167,7 @@ int webhookd_new(struct loop *loop, const struct webhookd_config *cfg, struct we
 	if (!w)
 		return log_oom_errno();
 	w->loop = loop;
-	r = cluster_new(e, &w->cluster);
+	r = cluster_new(e, webhookd_on_synced, w, &w->cluster);
 	if (r < 0)
 		return r;
 	r = http_server_new(e, &admission_cfg, &w->admission);

@@ -1,4 +1,5 @@
-/* webhookd: main() only — configuration, cluster, servers, READY, loop. See webhookd.h. */
+/* webhookd: main() only — configuration, cluster, servers, loop (READY once the caches are
+ * synced, server.c). See webhookd.h. */
 #include <stdlib.h>
 
 #include "cocoon/log.h"
@@ -17,8 +18,9 @@ static int run(void)
 	r = webhookd_new(loop, &webhookd_config, &w);
 	if (r < 0)
 		return EXIT_FAILURE;
-	log_info("serving %s", webhookd_describe(w));
-	loop_notify_ready(loop, "serving %s", webhookd_describe(w));
+	/* READY=1 follows once the caches are synced (server.c) */
+	log_info("listening: %s; waiting for the pod and node caches", webhookd_describe(w));
+	(void)loop_notify_status(loop, "waiting for the pod and node caches");
 	return loop_run(loop);
 }
 

@@ -1,7 +1,8 @@
 /* webhookd — the cocoon admission webhook.
  *
  * Table of contents:
- *   webhookd.c   main(): configuration → cluster → servers → READY → loop
+ *   webhookd.c   main(): configuration → cluster → servers → loop (READY=1 once the
+ *                caches are synced)
  *   config.c     the environment table (--help prints it)
  *   server.c     the HTTPS admission listener (socket activation or LISTEN_ADDR), TLS key
  *                pair rotation, /healthz and /readyz, the plain-HTTP /metrics listener,
@@ -60,8 +61,10 @@ const char *webhookd_describe(const struct webhookd *w);
 struct kube_client;
 struct cluster;
 /* Loads the kubeconfig (KUBECONFIG, ~/.kube/config, in-cluster) and starts the pod and node
- * informers. Errors are logged. */
-int cluster_new(sd_event *e, struct cluster **ret);
+ * informers. on_synced (optional) runs once, when both caches first hold a full list.
+ * Errors are logged. */
+int cluster_new(sd_event *e, void (*on_synced)(void *userdata), void *userdata,
+		struct cluster **ret);
 void cluster_free(struct cluster *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cluster *, cluster_free);
 struct kube_client *cluster_client(const struct cluster *c);
@@ -69,6 +72,8 @@ struct kube_client *cluster_client(const struct cluster *c);
  * CLUSTER_CONTACT_MAX_USEC; otherwise *ret_reason says which condition fails. */
 bool cluster_ready(const struct cluster *c, const char **ret_reason);
 bool cluster_pods_synced(const struct cluster *c);
+/* Both caches hold a full list (what /mutate's decisions need). */
+bool cluster_caches_synced(const struct cluster *c);
 /* New arrays of the cached objects (shared, read-only); NULL on allocation failure. */
 json_t *cluster_pods(const struct cluster *c);
 json_t *cluster_nodes(const struct cluster *c);
@@ -296,7 +301,8 @@ struct affinity_pod {
 
 /* NULL when a pod CREATE needs a reservation, else why not (a metric reason):
  * "not_cocoon" (no virtual-kubelet.io/provider toleration), "cocoonset" (the operator
- * names its own pods), "node_name" (already placed), "vm_name" (already named). */
+ * names its own pods), "daemonset" (placed per node by its controller), "node_name"
+ * (already placed), "vm_name" (already named). */
 const char *affinity_pod_skip_reason(const json_t *pod);
 /* req_ns and req_name are the request's namespace and name (the object may lack both).
  * -EINVAL with a message when the pod has no namespace or neither a name nor a
@@ -315,6 +321,13 @@ int affinity_reservations_parse(const json_t *configmap, json_t **ret, char **re
  * {"pods":{"<ns>/<name>":"<vm name or empty>"},"vms":{"<vm>":"<ns>/<name>"},
  *  "nodes":{"<node>":<pod count>}}. */
 int affinity_live_index(const json_t *pods, json_t **ret);
+
+/* The informers' transforms: a pod or node cut, in place, to the members the decisions
+ * here read (name, namespace, the VM name annotations, spec.nodeName and status.phase; the
+ * pool label, spec.unschedulable and the conditions' type and status), so that caching
+ * every pod of a large cluster stays within the webhook's memory limit. */
+void affinity_pod_trim(json_t *pod);
+void affinity_node_trim(json_t *node);
 
 /* What a reservation decision looks at. */
 struct affinity_view {
@@ -351,7 +364,9 @@ int affinity_pod_patch(const json_t *pod, const json_t *reservation, json_t **re
 /* The reaper's decision. gone_since maps keys to the time their pod was first seen gone
  * (the caller keeps it between sweeps). A reservation is released once its pod has been
  * gone for grace seconds, counted from the later of that time and its updatedAt. Returns
- * the keys to release and the gone_since map for the next sweep. */
+ * the keys to release and the gone_since map for the next sweep, which keeps the released
+ * keys too (a release that is not written is retried by the next sweep, not after another
+ * grace; keys no longer in the table drop out of the map there). */
 int affinity_reap(const json_t *reservations, const json_t *live, const json_t *gone_since,
 		  time_t now, time_t grace, json_t **ret_release, json_t **ret_gone_since);
 
@@ -364,11 +379,16 @@ int affinity_reap(const json_t *reservations, const json_t *live, const json_t *
 #define RESERVE_ATTEMPTS 10
 /* Pods waiting for their pool's writer, per process: past it a pod is refused. */
 #define RESERVE_QUEUE_MAX 512
+/* A reserve not finished this long after reserve_new() ends with -ETIMEDOUT, so that /mutate
+ * answers inside the webhook's timeoutSeconds (5 s, deploy/webhook/configuration.yaml). */
+#define RESERVE_DEADLINE_USEC (4 * USEC_PER_SEC)
 struct reserver;
 struct reserve;
 /* error 0: reserve_result() has the reservation. Else message says what failed; a negative
  * -EINVAL, -ENAMETOOLONG or -EEXIST is about the pod itself (the caller denies it), anything
- * else about the cluster. The reserve is the caller's to free, also from this callback. */
+ * else about the cluster (-EAGAIN: the pod and node caches are not synced yet, so nothing
+ * was read or written; -ETIMEDOUT: not done within RESERVE_DEADLINE_USEC). The reserve is
+ * the caller's to free, also from this callback. */
 typedef void (*reserve_done_fn)(struct reserve *r, int error, const char *message, void *userdata);
 int reserver_new(struct cluster *c, struct reserver **ret);
 /* Frees the reserves still pending too (their callbacks never run). */

@@ -6,7 +6,7 @@
  * /validate with each kind of cluster input, and through the /mutate reservation path
  * (request.oldObject doubles as the affinity ConfigMap, request.object as the pod and
  * its list of live pods), and every verdict becomes a response. No crash, no leak, and a
- * denial always says why. */
+ * denial always says why. The informers' trims of pods and nodes change no decision. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,6 +68,44 @@ static void validate_all(const struct admission_request *req)
 	}
 }
 
+/* The informers' trims keep everything the decisions read: the live index of the trimmed
+ * pods and the node picked among the trimmed nodes are the same. */
+static void check_node_trim(const struct affinity_view *v)
+{
+	json_t *nodes = json_deep_copy(v->nodes), *e;
+	struct affinity_view t = *v;
+	const char *a = NULL, *b = NULL;
+	size_t i;
+	int ra, rb;
+
+	if (v->nodes && !nodes)
+		return;
+	/* a NodeList object is read through its items, an array as is */
+	json_array_foreach (json_is_object(nodes) ? json_object_get(nodes, "items") : nodes, i, e)
+		affinity_node_trim(e);
+	t.nodes = nodes;
+	ra = affinity_pick_node(v, &a);
+	rb = affinity_pick_node(&t, &b);
+	if (ra != rb || (ra == 0 && !streq(a, b)))
+		abort();
+	json_decref(nodes);
+}
+
+static void check_pod_trim(const json_t *pods, const json_t *live)
+{
+	json_t *copy = json_deep_copy(pods), *trimmed = NULL, *e;
+	size_t i;
+
+	if (pods && !copy)
+		return;
+	json_array_foreach (json_is_object(copy) ? json_object_get(copy, "items") : copy, i, e)
+		affinity_pod_trim(e);
+	if (affinity_live_index(copy, &trimmed) == 0 && !json_equal(trimmed, live))
+		abort();
+	json_decref(trimmed);
+	json_decref(copy);
+}
+
 static void reserve(const struct admission_request *req, const struct affinity_pod *p)
 {
 	json_t *reservations = NULL, *live = NULL, *res = NULL, *data = NULL, *cm = NULL;
@@ -83,6 +121,8 @@ static void reserve(const struct admission_request *req, const struct affinity_p
 		goto out;
 	struct affinity_view v = { p->pool, reservations, live,
 				   json_object_get(req->object, "nodes"), 1775822400 };
+	check_pod_trim(json_object_get(req->object, "items"), live);
+	check_node_trim(&v);
 	r = affinity_reserve(&v, p, &key, &res, &error);
 	if ((r == -EINVAL || r == -EEXIST || r == -ENAMETOOLONG) && !error)
 		abort();

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # webhookd plumbing: configuration errors, systemd socket activation over TLS, /healthz,
 # /readyz (200 once the caches of kubesim's pods and nodes are synced), /metrics (checked
-# by promtool), certificate rotation (good and bad files), READY=1 to systemd, and a clean
-# stop on SIGTERM.
+# by promtool), certificate rotation (good and bad files), READY=1 to systemd once the caches
+# are synced, and a clean stop on SIGTERM.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 lib_init
@@ -136,7 +136,16 @@ lib_bg "$pid"
 wait "$npid" || fail "no READY=1 on NOTIFY_SOCKET: $(cat "$D/notify.out")"
 lib_forget "$npid"
 assert_contains "$(cat "$D/notify.out")" "STATUS=serving admission on 127.0.0.1:0" "notify status"
-port=$(sed -n 's/.*admission on 127.0.0.1:0 (port \([0-9]*\)).*/\1/p' "$D/webhookd2.log")
+# READY=1 only once both caches are synced: before that /mutate cannot reserve
+assert_contains "$(cat "$D/notify.out")" "STATUS=waiting for the pod and node caches" \
+	"notify status before the caches are synced"
+serving=$(grep -n -m1 'serving admission' "$D/webhookd2.log" | cut -d: -f1)
+for cache in pod node; do
+	synced=$(grep -n -m1 "$cache cache synced" "$D/webhookd2.log" | cut -d: -f1)
+	[ -n "$synced" ] && [ -n "$serving" ] && [ "$synced" -lt "$serving" ] ||
+		fail "READY before the $cache cache was synced: $(cat "$D/webhookd2.log")"
+done
+port=$(sed -n 's/.*admission on 127.0.0.1:0 (port \([0-9]*\)).*/\1/p' "$D/webhookd2.log" | head -1)
 [ -n "$port" ] || fail "no port in the log: $(cat "$D/webhookd2.log")"
 assert_eq "ok" "$(curl -sS --cacert "$D/tls.crt" "https://127.0.0.1:$port/healthz")" \
 	"/healthz on LISTEN_ADDR"

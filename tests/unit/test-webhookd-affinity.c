@@ -159,6 +159,7 @@ static void test_skip_reasons(void **state)
 	json_t *plain = load("{\"metadata\":{\"name\":\"p\"},\"spec\":{}}");
 	json_t *pod = pod_new("p", NULL, NULL);
 	json_t *owned = pod_new("p", NULL, "CocoonSet/agents");
+	json_t *daemon = pod_new(NULL, "log-agent-", "DaemonSet/log-agent");
 	json_t *placed = pod_new("p", NULL, NULL);
 	json_t *named = pod_new("p", NULL, NULL), *legacy = pod_new("p", NULL, NULL);
 
@@ -171,12 +172,14 @@ static void test_skip_reasons(void **state)
 	assert_null(affinity_pod_skip_reason(pod));
 	assert_string_equal(affinity_pod_skip_reason(plain), "not_cocoon");
 	assert_string_equal(affinity_pod_skip_reason(owned), "cocoonset");
+	assert_string_equal(affinity_pod_skip_reason(daemon), "daemonset");
 	assert_string_equal(affinity_pod_skip_reason(placed), "node_name");
 	assert_string_equal(affinity_pod_skip_reason(named), "vm_name");
 	assert_string_equal(affinity_pod_skip_reason(legacy), "vm_name");
 	json_decref(plain);
 	json_decref(pod);
 	json_decref(owned);
+	json_decref(daemon);
 	json_decref(placed);
 	json_decref(named);
 	json_decref(legacy);
@@ -402,6 +405,66 @@ static void test_slot_reuse_of_gone_pod(void **state)
 }
 
 /* StatefulSet pods keep their slot by name; unnamed pods never take a named pod's slot. */
+/* A Job and a bare pod whose generateName is the Deployment's name share its slot space but
+ * never inherit a gone replica's slot (its VM); the Deployment's next pod does, and so does
+ * one whose reservation predates the owner field (G2). */
+static void test_slot_reuse_needs_same_owner_kind(void **state)
+{
+	json_t *pod = pod_new(NULL, "web-7d9f8-", "ReplicaSet/web-7d9f8");
+	json_t *job = pod_new(NULL, "web-", "Job/web");
+	json_t *bare = pod_new(NULL, "web-", NULL);
+	json_t *res[2], *r, *data;
+	struct cluster c;
+	char *key;
+
+	cluster_init(&c, 2);
+	for (int i = 0; i < 2; i++) {
+		char name[32];
+
+		res[i] = admit(&c, pod, NULL);
+		snprintf(name, sizeof name, "web-7d9f8-%d", i);
+		create(&c, pod, name, res[i]);
+	}
+	c.now += 3600;
+	delete (&c, "web-7d9f8-1");
+	r = admit(&c, job, &key);
+	assert_string_equal(key, NS ".web.2");
+	create(&c, job, "web-abcde", r);
+	free(key);
+	json_decref(r);
+	r = admit(&c, bare, &key);
+	assert_string_equal(key, NS ".web.3");
+	create(&c, bare, "web-fghij", r);
+	free(key);
+	json_decref(r);
+	r = admit(&c, pod, &key);
+	assert_string_equal(key, NS ".web.1");
+	assert_string_equal(res_str(r, "vmName"), "vk-" NS "-web-1");
+	free(key);
+	json_decref(r);
+	/* a G2 entry (no owner, no generateName) for a gone replica goes to the Deployment */
+	data = json_object_get(c.configmap, "data");
+	json_object_set_new(data, NS ".web.7",
+			    json_string("{\"pool\":\"default\",\"namespace\":\"" NS "\","
+					"\"deployment\":\"web\",\"slot\":7,\"vmName\":\"vk-" NS
+					"-web-7\",\"pod\":\"\",\"node\":\"node-0\","
+					"\"updatedAt\":\"2026-04-10T10:00:00Z\"}"));
+	r = admit(&c, job, &key);
+	assert_string_equal(key, NS ".web.4");
+	free(key);
+	json_decref(r);
+	r = admit(&c, pod, &key);
+	assert_string_equal(key, NS ".web.7");
+	free(key);
+	json_decref(r);
+	for (int i = 0; i < 2; i++)
+		json_decref(res[i]);
+	cluster_done(&c);
+	json_decref(pod);
+	json_decref(job);
+	json_decref(bare);
+}
+
 static void test_named_pods_keep_their_slot(void **state)
 {
 	json_t *db0 = pod_new("db-0", NULL, "StatefulSet/db");
@@ -814,6 +877,72 @@ static void test_live_index(void **state)
 	json_decref(pods);
 }
 
+/* The informers cache every pod of the cluster: only what the decisions read is kept, and
+ * they decide the same over the trimmed objects. */
+static void test_trim(void **state)
+{
+	json_t *pod = load(
+	    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"namespace\":\"a\","
+	    "\"name\":\"p\",\"uid\":\"u1\",\"resourceVersion\":\"7\",\"labels\":{\"app\":"
+	    "\"web\"},\"annotations\":{\"vm.cocoonstack.io/name\":\"vk-a-p\",\"cocoon.cis/"
+	    "vm-name\":\"old\",\"kubectl.kubernetes.io/last-applied-configuration\":\"{...}\"},"
+	    "\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"web-1\"}]},\"spec\":{"
+	    "\"nodeName\":\"n1\",\"containers\":[{\"name\":\"c\",\"image\":\"busybox\"}],"
+	    "\"tolerations\":[{\"key\":\"virtual-kubelet.io/provider\"}]},\"status\":{"
+	    "\"phase\":\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":"
+	    "\"True\"}],\"podIP\":\"10.0.0.1\"}}");
+	json_t *node =
+	    load("{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"resourceVersion\":\"3\","
+		 "\"labels\":{\"cocoonstack.io/pool\":\"default\",\"kubernetes.io/hostname\":"
+		 "\"n1\"},\"annotations\":{\"x\":\"y\"}},\"spec\":{\"unschedulable\":false,"
+		 "\"taints\":[{\"key\":\"k\"}]},\"status\":{\"conditions\":[{\"type\":\"Ready\","
+		 "\"status\":\"True\",\"message\":\"kubelet is posting ready status\"}],"
+		 "\"images\":[{\"names\":[\"busybox\"],\"sizeBytes\":1}]}}");
+	json_t *before, *after, *pods = json_pack("[O]", pod), *nodes = json_pack("[O]", node);
+	char *s, *t;
+
+	assert_int_equal(affinity_live_index(pods, &before), 0);
+	affinity_pod_trim(pod);
+	affinity_node_trim(node);
+	s = dump(pod);
+	assert_string_equal(s, "{\"metadata\":{\"namespace\":\"a\",\"name\":\"p\",\"uid\":"
+			       "\"u1\",\"resourceVersion\":\"7\",\"annotations\":{"
+			       "\"vm.cocoonstack.io/name\":\"vk-a-p\",\"cocoon.cis/vm-name\":"
+			       "\"old\"}},\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":"
+			       "\"Running\"}}");
+	free(s);
+	s = dump(node);
+	assert_string_equal(s, "{\"metadata\":{\"name\":\"n1\",\"resourceVersion\":\"3\","
+			       "\"labels\":{\"cocoonstack.io/pool\":\"default\"}},\"spec\":{"
+			       "\"unschedulable\":false},\"status\":{\"conditions\":[{\"type\":"
+			       "\"Ready\",\"status\":\"True\"}]}}");
+	free(s);
+	/* the same live index and the same node pick */
+	assert_int_equal(affinity_live_index(pods, &after), 0);
+	s = dump(before);
+	t = dump(after);
+	assert_string_equal(s, t);
+	free(s);
+	free(t);
+	{
+		struct affinity_view v = { .pool = "default",
+					   .reservations = NULL,
+					   .live = after,
+					   .nodes = nodes,
+					   .now = NOW };
+		const char *picked = NULL;
+
+		assert_int_equal(affinity_pick_node(&v, &picked), 0);
+		assert_string_equal(picked, "n1");
+	}
+	json_decref(before);
+	json_decref(after);
+	json_decref(pods);
+	json_decref(nodes);
+	json_decref(pod);
+	json_decref(node);
+}
+
 static void test_reaper(void **state)
 {
 	json_t *reservations = load(
@@ -846,15 +975,31 @@ static void test_reaper(void **state)
 			 0);
 	json_decref(gone);
 	/* web-1 gone since 11:30 (30 min): released. web-2 gone as long, but refreshed at
-	 * 11:50: kept. web-3 and junk: first seen gone now. */
+	 * 11:50: kept. web-3 and junk: first seen gone now. web-1 keeps its time in case the
+	 * release is not written. */
 	s = dump(release);
 	assert_string_equal(s, "[\"a.web.1\"]");
 	free(s);
 	s = dump(next);
-	assert_string_equal(s,
-			    "{\"a.web.2\":1775820600,\"a.web.3\":1775822400,\"junk\":1775822400}");
+	assert_string_equal(s, "{\"a.web.1\":1775820600,\"a.web.2\":1775820600,"
+			       "\"a.web.3\":1775822400,\"junk\":1775822400}");
 	free(s);
 	json_decref(release);
+
+	/* The PUT of that release failed (409, 500, timeout): the next sweep, one interval
+	 * later, releases web-1 again rather than starting a new 30-minute grace. */
+	{
+		json_t *again, *next2;
+
+		assert_int_equal(affinity_reap(reservations, live, next, NOW + 300,
+					       AFFINITY_REAPER_GRACE_SEC, &again, &next2),
+				 0);
+		s = dump(again);
+		assert_string_equal(s, "[\"a.web.1\"]");
+		free(s);
+		json_decref(again);
+		json_decref(next2);
+	}
 
 	/* 30 minutes later (web-1 deleted from the table meanwhile), everything still gone is
 	 * released; web-0 and db-0 stay */
@@ -866,7 +1011,11 @@ static void test_reaper(void **state)
 	s = dump(release);
 	assert_string_equal(s, "[\"a.web.2\",\"a.web.3\",\"junk\"]");
 	free(s);
-	assert_int_equal(json_object_size(gone), 0);
+	/* web-1 left the table, so it left the map; web-0 and db-0 are held */
+	s = dump(gone);
+	assert_string_equal(s, "{\"a.web.2\":1775820600,\"a.web.3\":1775822400,"
+			       "\"junk\":1775822400}");
+	free(s);
 	json_decref(release);
 	json_decref(gone);
 	json_decref(live);
@@ -883,6 +1032,7 @@ int main(void)
 		cmocka_unit_test(test_slots_for_a_burst),
 		cmocka_unit_test(test_slot_gaps),
 		cmocka_unit_test(test_slot_reuse_of_gone_pod),
+		cmocka_unit_test(test_slot_reuse_needs_same_owner_kind),
 		cmocka_unit_test(test_named_pods_keep_their_slot),
 		cmocka_unit_test(test_many_replicas),
 		cmocka_unit_test(test_bare_pods),
@@ -894,6 +1044,7 @@ int main(void)
 		cmocka_unit_test(test_configmap_data),
 		cmocka_unit_test(test_malformed_entry_holds_slot),
 		cmocka_unit_test(test_live_index),
+		cmocka_unit_test(test_trim),
 		cmocka_unit_test(test_reaper),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
