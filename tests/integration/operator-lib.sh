@@ -135,8 +135,20 @@ print(json.load(sys.stdin)["metadata"]["resourceVersion"])')
 	lib_bg $!
 }
 
+# A bound, not a timing: on a loaded CI machine the pod can take more than 10 s to appear.
+# On a timeout, say what the watch saw nothing of: is operatord alive, which pods exist.
 wait_killed() {
-	wait_for 10 "the watch to kill $1" test -e "$TEST_TMP/killed.$1"
+	local deadline=$((SECONDS + 30)) alive=no
+	until [ -e "$TEST_TMP/killed.$1" ]; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			kill -0 "$1" 2>/dev/null && alive=yes
+			fail "timed out after 30s waiting for the watch to kill $1 (alive: $alive;" \
+				"pods: $(kcurl GET /api/v1/namespaces/default/pods | python3 -c 'import json, sys
+print(" ".join(p["metadata"]["name"] for p in json.load(sys.stdin)["items"]))');" \
+				"last log lines: $(tail -5 "${OP_LOG:-/dev/null}" | tr '\n' ' '))"
+		fi
+		sleep 0.1
+	done
 	wait "$1" 2>/dev/null || true
 	lib_forget "$1"
 }
