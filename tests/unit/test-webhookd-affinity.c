@@ -404,7 +404,6 @@ static void test_slot_reuse_of_gone_pod(void **state)
 	json_decref(next_rs);
 }
 
-/* StatefulSet pods keep their slot by name; unnamed pods never take a named pod's slot. */
 /* A Job and a bare pod whose generateName is the Deployment's name share its slot space but
  * never inherit a gone replica's slot (its VM); the Deployment's next pod does, and so does
  * one whose reservation predates the owner field (G2). */
@@ -465,6 +464,7 @@ static void test_slot_reuse_needs_same_owner_kind(void **state)
 	json_decref(bare);
 }
 
+/* StatefulSet pods keep their slot by name; unnamed pods never take a named pod's slot. */
 static void test_named_pods_keep_their_slot(void **state)
 {
 	json_t *db0 = pod_new("db-0", NULL, "StatefulSet/db");
