@@ -357,7 +357,10 @@ check("image", ("ghcr.io/cocoonstack/cocoon-operator:latest", "IfNotPresent"),
       (c.get("image"), c.get("imagePullPolicy")))
 check("args", ["--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
                "--leader-elect=true"], c.get("args"))
-check("env", [{"name": "OPERATOR_LOG_LEVEL", "value": "info"}, {"name": "OCI_REGISTRY", "value": ""},
+# §4's environment, plus one deliberate addition: GnuTLS (pulled in by libcurl's own
+# dependencies, unused) skips its load-time initialisation (docs/ARCHITECTURE.md)
+check("env", [{"name": "OPERATOR_LOG_LEVEL", "value": "info"},
+              {"name": "GNUTLS_NO_IMPLICIT_INIT", "value": "1"}, {"name": "OCI_REGISTRY", "value": ""},
               {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
       c.get("env"))
 check("ports", [{"name": "metrics", "containerPort": 8080}, {"name": "probe", "containerPort": 8081}],
