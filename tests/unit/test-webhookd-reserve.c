@@ -69,6 +69,23 @@ static void respond(struct fake_server *s, struct fake_conn *c, size_t i, const 
 	}
 }
 
+/* The cluster (informers over the scripted apiserver) and its reserver: made by
+ * fixture_start(), freed by teardown(). */
+static struct cluster *cluster;
+static struct reserver *rs;
+
+static void fixture_start(bool synced)
+{
+	uint64_t deadline = fake_now_usec() + 3000000ULL;
+
+	assert_int_equal(cluster_new(event, NULL, NULL, &cluster), 0);
+	assert_int_equal(reserver_new(cluster, &rs), 0);
+	while (synced && !cluster_caches_synced(cluster)) {
+		assert_true(fake_now_usec() < deadline);
+		assert_true(sd_event_run(event, 10000) >= 0);
+	}
+}
+
 static int setup(void **state)
 {
 	FILE *f;
@@ -96,6 +113,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	reserver_free(rs);
+	rs = NULL;
+	cluster_free(cluster);
+	cluster = NULL;
 	fake_server_stop(&srv);
 	sd_event_unref(event);
 	unlink(kubeconfig);
@@ -136,17 +157,14 @@ static bool requested(const char *prefix)
 
 static void test_unsynced_caches_refuse(void **state)
 {
-	struct cluster *c = NULL;
-	struct reserver *rs = NULL;
 	struct reserve *r = NULL;
 	json_t *pod = replica();
 	char *err = NULL;
 
-	assert_int_equal(cluster_new(event, NULL, NULL, &c), 0);
-	assert_int_equal(reserver_new(c, &rs), 0);
+	fixture_start(false);
 	/* the informers' first LISTs have been refused: nothing is synced */
 	assert_true(fake_run_until(&srv, NULL, 2, 2000));
-	assert_false(cluster_caches_synced(c));
+	assert_false(cluster_caches_synced(cluster));
 	assert_int_equal(reserve_new(rs, pod, "default", "", false, on_done, &rec, &r, &err), 0);
 	assert_true(fake_run_until(&srv, &rec.done, 0, 2000));
 	assert_int_equal(rec.error, -EAGAIN);
@@ -155,25 +173,11 @@ static void test_unsynced_caches_refuse(void **state)
 	/* decided over nothing: the ConfigMap was neither read nor written */
 	assert_false(requested(CM_PATH));
 	reserve_free(r);
-	reserver_free(rs);
-	cluster_free(c);
 	json_decref(pod);
-}
-
-static void run_until_synced(struct cluster *c)
-{
-	uint64_t deadline = fake_now_usec() + 3000000ULL;
-
-	while (!cluster_caches_synced(c)) {
-		assert_true(fake_now_usec() < deadline);
-		assert_true(sd_event_run(event, 10000) >= 0);
-	}
 }
 
 static void test_synced_caches_reserve(void **state)
 {
-	struct cluster *c = NULL;
-	struct reserver *rs = NULL;
 	struct reserve *r = NULL;
 	json_t *pod = replica();
 	const json_t *res;
@@ -181,9 +185,7 @@ static void test_synced_caches_reserve(void **state)
 	char *err = NULL;
 
 	script.lists_answer = true;
-	assert_int_equal(cluster_new(event, NULL, NULL, &c), 0);
-	assert_int_equal(reserver_new(c, &rs), 0);
-	run_until_synced(c);
+	fixture_start(true);
 	assert_int_equal(reserve_new(rs, pod, "default", "", false, on_done, &rec, &r, &err), 0);
 	assert_true(fake_run_until(&srv, &rec.done, 0, 2000));
 	assert_int_equal(rec.error, 0);
@@ -192,8 +194,6 @@ static void test_synced_caches_reserve(void **state)
 	assert_string_equal(json_string_value(json_object_get(res, "vmName")), "vk-default-web-0");
 	assert_true(requested(CM_PATH "/cocoon-affinity-default"));
 	reserve_free(r);
-	reserver_free(rs);
-	cluster_free(c);
 	json_decref(pod);
 }
 
@@ -202,8 +202,6 @@ static void test_synced_caches_reserve(void **state)
  * handler denies the pod for, and the message carries the apiserver's words. */
 static void test_write_refused(void **state)
 {
-	struct cluster *c = NULL;
-	struct reserver *rs = NULL;
 	struct reserve *r = NULL;
 	json_t *pod = replica();
 	char *err = NULL;
@@ -212,9 +210,7 @@ static void test_write_refused(void **state)
 	script.create_refusal = "{\"kind\":\"Status\",\"code\":422,\"reason\":\"Invalid\","
 				"\"message\":\"ConfigMap \\\"cocoon-affinity-default\\\" is "
 				"invalid: []: Too long: must have at most 1048576 bytes\"}";
-	assert_int_equal(cluster_new(event, NULL, NULL, &c), 0);
-	assert_int_equal(reserver_new(c, &rs), 0);
-	run_until_synced(c);
+	fixture_start(true);
 	assert_int_equal(reserve_new(rs, pod, "default", "", false, on_done, &rec, &r, &err), 0);
 	assert_true(fake_run_until(&srv, &rec.done, 0, 2000));
 	assert_int_equal(rec.error, -EIO);
@@ -223,8 +219,6 @@ static void test_write_refused(void **state)
 			    "ConfigMap \"cocoon-affinity-default\" is invalid: []: Too long: must "
 			    "have at most 1048576 bytes");
 	reserve_free(r);
-	reserver_free(rs);
-	cluster_free(c);
 	json_decref(pod);
 }
 
@@ -232,8 +226,6 @@ static void test_write_refused(void **state)
  * second pod waited behind it and must still be answered inside the webhook's 5 s. */
 static void test_deadline(void **state)
 {
-	struct cluster *c = NULL;
-	struct reserver *rs = NULL;
 	struct reserve *a = NULL, *b = NULL;
 	struct record ra = { 0 }, rb = { 0 };
 	json_t *pod = replica();
@@ -242,9 +234,7 @@ static void test_deadline(void **state)
 
 	script.lists_answer = true;
 	script.configmap_hangs = true;
-	assert_int_equal(cluster_new(event, NULL, NULL, &c), 0);
-	assert_int_equal(reserver_new(c, &rs), 0);
-	run_until_synced(c);
+	fixture_start(true);
 	start = fake_now_usec();
 	assert_int_equal(reserve_new(rs, pod, "default", "", false, on_done, &ra, &a, &err), 0);
 	assert_int_equal(reserve_new(rs, pod, "default", "", false, on_done, &rb, &b, &err), 0);
@@ -258,8 +248,6 @@ static void test_deadline(void **state)
 					"read and write it)");
 	reserve_free(a);
 	reserve_free(b);
-	reserver_free(rs);
-	cluster_free(c);
 	json_decref(pod);
 }
 
@@ -268,8 +256,6 @@ static void test_deadline(void **state)
  * then. */
 static void test_deadline_queued(void **state)
 {
-	struct cluster *c = NULL;
-	struct reserver *rs = NULL;
 	struct reserve *r[3] = { NULL };
 	struct record out[3] = { 0 };
 	json_t *pod = replica();
@@ -278,9 +264,7 @@ static void test_deadline_queued(void **state)
 
 	script.lists_answer = true;
 	script.configmap_hangs = true;
-	assert_int_equal(cluster_new(event, NULL, NULL, &c), 0);
-	assert_int_equal(reserver_new(c, &rs), 0);
-	run_until_synced(c);
+	fixture_start(true);
 	start = fake_now_usec();
 	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(
@@ -294,8 +278,6 @@ static void test_deadline_queued(void **state)
 	}
 	for (size_t i = 0; i < 3; i++)
 		reserve_free(r[i]);
-	reserver_free(rs);
-	cluster_free(c);
 	json_decref(pod);
 }
 
