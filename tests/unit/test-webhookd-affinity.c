@@ -356,6 +356,18 @@ static void test_slot_gaps(void **state)
 	json_decref(pod);
 }
 
+/* n replicas of pod admitted and created as web-7d9f8-<i>; res[i] their reservations. */
+static void replicas_up(struct cluster *c, json_t *pod, int n, json_t **res)
+{
+	for (int i = 0; i < n; i++) {
+		char name[32];
+
+		res[i] = admit(c, pod, NULL);
+		snprintf(name, sizeof name, "web-7d9f8-%d", i);
+		create(c, pod, name, res[i]);
+	}
+}
+
 /* A replacement takes the slot (VM name and node) of the pod that is gone; a reservation
  * made moments ago whose pod is not visible yet is not "gone". */
 static void test_slot_reuse_of_gone_pod(void **state)
@@ -367,13 +379,7 @@ static void test_slot_reuse_of_gone_pod(void **state)
 	char *key;
 
 	cluster_init(&c, 3);
-	for (int i = 0; i < 3; i++) {
-		char name[32];
-
-		res[i] = admit(&c, pod, NULL);
-		snprintf(name, sizeof name, "web-7d9f8-%d", i);
-		create(&c, pod, name, res[i]);
-	}
+	replicas_up(&c, pod, 3, res);
 	c.now += 3600;
 	delete (&c, "web-7d9f8-1");
 	r = admit(&c, next_rs, &key); /* a pod of the Deployment's next ReplicaSet */
@@ -417,13 +423,7 @@ static void test_slot_reuse_needs_same_owner_kind(void **state)
 	char *key;
 
 	cluster_init(&c, 2);
-	for (int i = 0; i < 2; i++) {
-		char name[32];
-
-		res[i] = admit(&c, pod, NULL);
-		snprintf(name, sizeof name, "web-7d9f8-%d", i);
-		create(&c, pod, name, res[i]);
-	}
+	replicas_up(&c, pod, 2, res);
 	c.now += 3600;
 	delete (&c, "web-7d9f8-1");
 	r = admit(&c, job, &key);
