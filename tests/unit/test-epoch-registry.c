@@ -135,6 +135,7 @@ static void head_ok(int fd, size_t size)
 
 static void route(int fd, const struct req *r)
 {
+	static unsigned loop_pages;
 	char realm[128];
 
 	snprintf(realm, sizeof realm, "http://127.0.0.1:%d/token", port);
@@ -144,10 +145,13 @@ static void route(int fd, const struct req *r)
 		    "HTTP/1.1 200 OK\r\nLink: </v2/r/tags/list?last=b&n=1000>; rel=\"next\"\r\n");
 	else if (strcmp(r->path, "/v2/r/tags/list?last=b&n=1000") == 0)
 		respond(fd, "{\"name\":\"r\",\"tags\":[\"c\"]}", "HTTP/1.1 200 OK\r\n");
-	/* a broken registry: an empty page that links to itself */
-	else if (strncmp(r->path, "/v2/loop/tags/list?", 19) == 0)
+	/* a broken registry: an empty page that links to itself (five times, then the list
+	 * ends, so a client without the guard finishes with no tags instead of hanging) */
+	else if (strncmp(r->path, "/v2/loop/tags/list?", 19) == 0 && loop_pages++ < 5)
 		respond(fd, "{\"name\":\"loop\",\"tags\":[]}",
 			"HTTP/1.1 200 OK\r\nLink: </v2/loop/tags/list?last=&n=1000>; rel=\"next\"\r\n");
+	else if (strncmp(r->path, "/v2/loop/tags/list?", 19) == 0)
+		respond(fd, "{\"name\":\"loop\",\"tags\":[]}", "HTTP/1.1 200 OK\r\n");
 	else if (strcmp(r->path, "/v2/auth/manifests/x") == 0 && strcmp(r->auth, "Bearer issued"))
 		respond(fd, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"no\"}]}",
 			"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"%s\","
