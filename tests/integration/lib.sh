@@ -20,18 +20,31 @@ KUBESIM_BIN=$LIB_ROOT/tests/kubesim/kubesim
 _LIB_PIDS=()
 
 lib_cleanup() {
-	local pid
+	local rc=$? pid
 	for pid in "${_LIB_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
 	for pid in "${_LIB_PIDS[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
+	# a failed scenario shows the ends of its logs: CI keeps only what the test printed
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${TEST_TMP:-}" ] && [ -d "$TEST_TMP" ]; then
+		_lib_log_tails >&2
+	fi
 	if [ -n "${KEEP_TMP:-}" ]; then
 		echo "kept $TEST_TMP (KEEP_TMP)" >&2
 	elif [ -n "${TEST_TMP:-}" ] && [ -d "$TEST_TMP" ]; then
 		rm -rf "$TEST_TMP"
 	fi
+}
+
+_lib_log_tails() {
+	local f
+	find "$TEST_TMP" -type f \( -name '*.log' -o -name '*.err' \) -size +0 -print | sort |
+		while IFS= read -r f; do
+			echo "--- last lines of ${f#"$TEST_TMP"/}:"
+			tail -n 15 "$f"
+		done
 }
 
 lib_init() {
@@ -127,7 +140,35 @@ kcurl() {
 	curl "${args[@]}" "$KUBESIM_URL$2"
 }
 
-# free_port: print a TCP port on 127.0.0.1 that nothing listens on right now.
+# free_port: print a TCP port on 127.0.0.1 that nothing listens on right now, taken from
+# below the kernel's ephemeral range (which bind(0) and every outgoing connection draw from,
+# so a port from it could be gone by the time the daemon binds it) and never the same one
+# twice in a scenario.
 free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	python3 - "$TEST_TMP/.ports" <<'PY'
+import random, socket, sys
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+try:
+    given = set(open(sys.argv[1]).read().split())
+except FileNotFoundError:
+    given = set()
+def try_port(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return s.getsockname()[1]
+    except OSError:
+        return None
+    finally:
+        s.close()
+for _ in range(1000):
+    port = try_port(random.randrange(10000, lo) if lo > 11000 else 0)
+    if port is not None and str(port) not in given:
+        break
+else:
+    sys.exit("free_port: no free port below the ephemeral range")
+with open(sys.argv[1], "a") as f:
+    f.write("%d\n" % port)
+print(port)
+PY
 }
