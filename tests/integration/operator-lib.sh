@@ -126,11 +126,17 @@ kill_on_create() {
 	rv=$(kcurl GET /api/v1/namespaces/default/pods | python3 -c 'import json, sys
 print(json.load(sys.stdin)["metadata"]["resourceVersion"])')
 	rm -f "$TEST_TMP/killed.$pid"
+	# Not a pipeline: a pipeline ends only when curl does, and curl notices grep has gone only
+	# when it writes the next event, which may never come (the pod's ADDED can arrive in the
+	# same read as the last event of the burst). The kill follows grep's match at once.
+	# ($! after "cmd < <(…)" is still the parent's last job, so exec opens the watch.)
 	(
-		set +o pipefail # grep stops reading at the match; curl's write error is expected
-		curl -sSN -k -H "Authorization: Bearer $KUBESIM_TOKEN" \
-			"$KUBESIM_URL/api/v1/namespaces/default/pods?watch=1&resourceVersion=$rv" 2>/dev/null |
-			grep -m1 -qE "\"name\": ?\"$pod\"" && kill -KILL "$pid" && touch "$TEST_TMP/killed.$pid"
+		exec {watch}< <(curl -sSN -k -H "Authorization: Bearer $KUBESIM_TOKEN" \
+			"$KUBESIM_URL/api/v1/namespaces/default/pods?watch=1&resourceVersion=$rv" 2>/dev/null)
+		curl_pid=$!
+		grep -m1 -qE "\"name\": ?\"$pod\"" <&"$watch" &&
+			kill -KILL "$pid" && touch "$TEST_TMP/killed.$pid"
+		kill "$curl_pid" 2>/dev/null || true
 	) &
 	lib_bg $!
 }
