@@ -289,7 +289,8 @@ static bool cache_delete(struct kube_informer *inf, const char *key, const json_
 
 static int informer_list(struct kube_informer *inf);
 
-static void informer_retry(struct kube_informer *inf, int error, const char *what)
+/* what: the failure, NULL for error's text; watch: it was starting the watch that failed. */
+static void informer_retry(struct kube_informer *inf, int error, bool watch, const char *what)
 {
 	uint64_t delay;
 	int r;
@@ -297,8 +298,11 @@ static void informer_retry(struct kube_informer *inf, int error, const char *wha
 	inf->list_failures++;
 	delay = kube_backoff_usec(inf->list_failures - 1, INFORMER_RETRY_INITIAL_USEC,
 				  INFORMER_RETRY_MAX_USEC);
-	log_debug_errno(error, "informer %s: %s; listing again in %" PRIu64 " ms", inf->path, what,
-			delay / 1000);
+	/* A warning every time: the backoff bounds the rate (2 a minute at most), and a cache
+	 * that cannot fill is why a daemon stays unready — the log must say so. */
+	log_warning_errno(error, "cannot %s %s: %s; listing again in %.1f s",
+			  watch ? "watch" : "list", inf->path, what ? what : strerror(-error),
+			  (double)delay / 1e6);
 	r = loop_timer_arm(inf->timer, delay);
 	if (r < 0)
 		log_debug_errno(r, "informer %s: cannot arm the list retry: %m", inf->path);
@@ -311,7 +315,7 @@ static int informer_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 	r = informer_list(inf);
 	if (r < 0)
-		informer_retry(inf, r, "cannot start the list");
+		informer_retry(inf, r, false, NULL);
 	return 0;
 }
 
@@ -377,7 +381,7 @@ static void informer_on_expired(struct kube_watch *w, void *userdata)
 	log_debug("informer %s: watch expired, listing again", inf->path);
 	r = informer_list(inf);
 	if (r < 0)
-		informer_retry(inf, r, "cannot start the list");
+		informer_retry(inf, r, false, NULL);
 }
 
 static void informer_on_watch_error(struct kube_watch *w, int error, const char *message,
@@ -385,7 +389,7 @@ static void informer_on_watch_error(struct kube_watch *w, int error, const char 
 {
 	struct kube_informer *inf = userdata;
 
-	log_debug_errno(error, "informer %s: watch: %s", inf->path, message);
+	log_warning_errno(error, "watch of %s: %s; resuming after a backoff", inf->path, message);
 }
 
 static int informer_watch(struct kube_informer *inf, const char *rv)
@@ -418,16 +422,19 @@ static void informer_on_list(struct kube_call *call, int error, json_t *obj,
 
 	inf->list_call = NULL;
 	if (error < 0) {
-		informer_retry(inf, error,
-			       status && status->message ? status->message : "list failed");
+		informer_retry(inf, error, false,
+			       status && status->message ? status->message : NULL);
 		return;
 	}
 	/* Real servers send "items": [] but a null or missing list means the same (§6 #22). */
 	if ((items && !json_is_array(items) && !json_is_null(items)) || isempty(rv)) {
-		informer_retry(inf, -EBADMSG,
+		informer_retry(inf, -EBADMSG, false,
 			       "list answer without an items array or metadata.resourceVersion");
 		return;
 	}
+	if (inf->list_failures > 0)
+		log_info("listed %s after %u failed attempt%s", inf->path, inf->list_failures,
+			 inf->list_failures == 1 ? "" : "s");
 	inf->list_failures = 0;
 	informer_enter(inf);
 	if (!informer_replace(inf, items)) {
@@ -445,7 +452,7 @@ static void informer_on_list(struct kube_call *call, int error, json_t *obj,
 		return;
 	r = informer_watch(inf, rv);
 	if (r < 0)
-		informer_retry(inf, r, "cannot start the watch");
+		informer_retry(inf, r, true, NULL);
 }
 
 static int informer_list(struct kube_informer *inf)

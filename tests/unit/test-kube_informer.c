@@ -2,7 +2,8 @@
  * keyed ns/name or name) and marks it synced after the add handlers; the watch starts from
  * the list's RV; watch events update cache, indexes and handlers (no update handler when
  * the RV did not change); a 410 relists and the diff against the cache comes out as
- * add/update/delete; a failed list is retried; handlers may free the informer. */
+ * add/update/delete; a failed list is retried, with a warning; handlers may free the
+ * informer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cocoon/kube.h"
+#include "cocoon/log.h"
 #include "fake-apiserver.h"
 
 #define PATH "/api/v1/pods"
@@ -378,7 +380,12 @@ static void script_list_fails(struct fake_conn *c, size_t i, const char *target)
 static void test_list_retry_and_cluster_scope(void **state)
 {
 	_cleanup_(kube_informer_freep) struct kube_informer *inf = NULL;
+	char *log_text = NULL;
+	size_t log_len = 0;
+	FILE *log_stream = open_memstream(&log_text, &log_len);
 
+	assert_non_null(log_stream);
+	log_set_stream(log_stream);
 	script = script_list_fails;
 	assert_int_equal(kube_informer_new(client, "/api/v1/nodes", NULL, &handlers, NULL, &inf),
 			 0);
@@ -392,6 +399,13 @@ static void test_list_retry_and_cluster_scope(void **state)
 	assert_string_equal(rec.lines[1], "ADD node1 6");
 	assert_string_equal(cached(inf, "node1"), "6");
 	assert_int_equal(srv.n_requests, 3);
+	/* The operator sees why the cache is not filling, and when it recovered. */
+	log_set_stream(NULL);
+	assert_int_equal(fclose(log_stream), 0);
+	assert_non_null(strstr(log_text, "cannot list /api/v1/nodes: pods is forbidden; "
+					 "listing again in "));
+	assert_non_null(strstr(log_text, "listed /api/v1/nodes after 1 failed attempt\n"));
+	free(log_text);
 }
 
 static void script_free(struct fake_conn *c, size_t i, const char *target)
