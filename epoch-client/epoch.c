@@ -99,7 +99,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
  * EPOCH_URL's server), else EPOCH_URL. Returns 0 or the exit status. */
 static int open_registry(const struct epoch_ref *ref, struct epoch_registry **ret)
 {
-	_cleanup_(freep) char *err = NULL, *base = NULL;
+	_cleanup_(freep) char *err = NULL, *base = NULL, *hint = NULL;
 	struct epoch_registry_options o = {
 		.url = config.url,
 		.token = config.token,
@@ -114,8 +114,13 @@ static int open_registry(const struct epoch_ref *ref, struct epoch_registry **re
 			return log_oom_errno(), EXIT_FAILURE;
 		while (*base && base[strlen(base) - 1] == '/')
 			base[strlen(base) - 1] = '\0';
-		if (!streq(base, ref->url))
+		if (!streq(base, ref->url) && !isempty(o.token)) {
 			o.token = NULL;
+			if (asprintf(&hint, "EPOCH_TOKEN is sent only to EPOCH_URL, %s, not to %s",
+				     base, ref->url) < 0)
+				return log_oom_errno(), EXIT_FAILURE;
+			o.no_token_hint = hint;
+		}
 		o.url = ref->url;
 	}
 	k = epoch_registry_new(event, &o, ret, &err);

@@ -228,6 +228,9 @@ struct epoch_call;
 struct epoch_registry_options {
 	const char *url;   /* base URL; NULL or "": EPOCH_DEFAULT_URL; a trailing '/' is dropped */
 	const char *token; /* bearer token, sent with every request to the registry's origin */
+	/* token NULL: what a 401/403 answer adds, instead of "(set EPOCH_TOKEN to a registry
+	 * token)" — e.g. why a token that is set was not sent */
+	const char *no_token_hint;
 	const char *ca_file; /* PEM CA trusted in addition to the system store */
 	/* Upload sessions send blobs above this size as PATCH chunks of this size. 0: each
 	 * blob in one request (as docker and containerd push layers: every chunk costs the

@@ -54,6 +54,7 @@ struct epoch_registry {
 	char *base;   /* scheme://authority[/prefix], no trailing '/' */
 	char *origin; /* scheme://authority */
 	char *token;
+	char *no_token_hint; /* said on a 401/403 when token is NULL; NULL: the default */
 	char *ca_pem;        /* the system store plus the extra CA, or NULL */
 	uint64_t chunk_size; /* UINT64_MAX: whole blobs */
 	bool chunk_on_413;   /* no chunk size configured: chunk after a 413 */
@@ -162,6 +163,11 @@ int epoch_registry_new(sd_event *e, const struct epoch_registry_options *o,
 		if (!r->token)
 			return -ENOMEM;
 	}
+	if (o && o->no_token_hint) {
+		r->no_token_hint = strdup(o->no_token_hint);
+		if (!r->no_token_hint)
+			return -ENOMEM;
+	}
 	if (o && !isempty(o->ca_file)) {
 		k = registry_load_ca(r, o->ca_file, ret_error);
 		if (k < 0)
@@ -196,6 +202,7 @@ struct epoch_registry *epoch_registry_free(struct epoch_registry *r)
 	free(r->base);
 	free(r->origin);
 	free(r->token);
+	free(r->no_token_hint);
 	free(r->ca_pem);
 	sd_event_unref(r->event);
 	free(r);
@@ -751,8 +758,10 @@ char *xfer_describe(const struct xfer *x, const struct httpc_response *resp)
 	}
 	/* EPOCH_TOKEN never goes to another origin, so it cannot be what was refused there. */
 	if ((resp->status == 401 || resp->status == 403) && !elsewhere)
-		(void)buf_append_str(&b, x->reg->token ? " (the registry refused EPOCH_TOKEN)"
-						       : " (set EPOCH_TOKEN to a registry token)");
+		(void)buf_printf(&b, " (%s)",
+				 x->reg->token           ? "the registry refused EPOCH_TOKEN"
+				 : x->reg->no_token_hint ? x->reg->no_token_hint
+							 : "set EPOCH_TOKEN to a registry token");
 	return buf_steal(&b, NULL);
 }
 

@@ -101,6 +101,13 @@ assert_eq 1 "$rc" "rm with a wrong token"
 assert_contains "$out" "(the registry refused EPOCH_TOKEN)" "rm with a wrong token"
 assert_eq "keep latest" "$(env -u EPOCH_TOKEN "$EPOCH" ls vm1 | tr '\n' ' ' | sed 's/ $//')" \
 	"anonymous ls; nothing was deleted"
+# a URL reference to another spelling of the server gets no token, and the error says why
+other=${EPOCH_URL/127.0.0.1/localhost}
+rc=0
+out=$(EPOCH_URL=$other "$EPOCH" rm "$EXTRAS_URL/v2/vm1/manifests/keep" 2>&1) || rc=$?
+assert_eq 1 "$rc" "rm through a URL on another origin"
+assert_contains "$out" "401 UNAUTHORIZED: authentication required (EPOCH_TOKEN is sent only to EPOCH_URL, $other, not to $EXTRAS_URL)" \
+	"why the token was not sent"
 
 # --- the Docker token flow: this registry accepts only tokens its /v2/token issued
 extras_start flow --token-exchange
