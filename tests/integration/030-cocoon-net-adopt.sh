@@ -135,7 +135,7 @@ if [ -x "$BIN/netd" ]; then
 		COCOON_NET_SKIP_IPTABLES=true "$BIN/netd" >"$TEST_TMP/netd.log" 2>&1 &
 	NETD=$!
 	lib_bg $NETD
-	wait_for 10 "netd's bus socket (log: $TEST_TMP/netd.log)" test -S "$TEST_TMP/run/netd.sock"
+	wait_up "$NETD" 10 "netd's bus socket" test -S "$TEST_TMP/run/netd.sock"
 	out=$(cnet status --root "$ROOT")
 	assert_contains "$out" "netd:       running, 0 active leases of 253 (bridge cni0)" "status with netd"
 	out=$(cnet status --root "$ROOT" -o json)

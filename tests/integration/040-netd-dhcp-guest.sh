@@ -63,7 +63,7 @@ ip netns exec "$NODE" env COCOON_NET_ROOT="$ROOT" COCOON_NET_METRICS_ADDR=127.0.
 	COCOON_NET_LOG_LEVEL=debug "$BIN/netd" >"$TEST_TMP/netd.log" 2>&1 &
 NETD=$!
 lib_bg "$NETD"
-wait_for 10 "netd to serve (log: $TEST_TMP/netd.log)" grep -q "serving:" "$TEST_TMP/netd.log"
+wait_up "$NETD" 10 "netd to serve" grep -q "serving:" "$TEST_TMP/netd.log"
 # adopt ran without --manage-iptables: netd's re-applied setup must leave iptables alone too
 assert_not_contains "$(ip netns exec "$NODE" iptables -S; ip netns exec "$NODE" iptables -t nat -S)" \
 	"cocoon-net" "iptables after netd started on a node adopted without --manage-iptables"

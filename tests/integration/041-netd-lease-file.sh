@@ -59,7 +59,7 @@ printf '%s 52:54:00:78:00:05 10.78.0.5 guest-5 *\n' $((now + 3600)) >"$LEASES"
 "${NETD_CMD[@]}" >"$TEST_TMP/netd.log" 2>&1 &
 NETD=$!
 lib_bg "$NETD"
-wait_for 30 "netd to serve (log: $TEST_TMP/netd.log)" grep -q "serving:" "$TEST_TMP/netd.log"
+wait_up "$NETD" 30 "netd to serve" grep -q "serving:" "$TEST_TMP/netd.log"
 assert_contains "$(cat "$TEST_TMP/netd.log")" "routes: 1 active leases, 1 routes added, 1 stale routes removed" \
 	"start-up reconcile"
 no_route 10.78.0.40 || fail "the stale proto 200 route survived the reconcile"

@@ -24,7 +24,7 @@ KUBECONFIG=$KUBECONFIG EPOCH_URL=$REG_URL POD_NAMESPACE=cocoon-system OPERATOR_L
 	"$BIN/operatord" >"$VG" 2>&1 &
 pid=$!
 lib_bg "$pid"
-wait_for 60 "operatord under valgrind to be ready (log: $VG)" \
+wait_up "$pid" 60 "operatord under valgrind to be ready" \
 	curl -sf "http://127.0.0.1:$pport/readyz"
 leading() { [ -n "$(op_leader)" ] && echo yes || echo no; }
 wait_eq 30 "a Lease holder" yes leading

@@ -28,7 +28,7 @@ _registry_run() {
 	docker-registry serve "$REG_CONF" >>"$REG_DIR/registry.log" 2>&1 &
 	REG_PID=$!
 	lib_bg "$REG_PID"
-	wait_port 127.0.0.1 "$REG_PORT"
+	wait_up "$REG_PID" 10 "docker-registry to listen" bash -c "exec 3<>/dev/tcp/127.0.0.1/$REG_PORT"
 }
 
 registry_start() {
@@ -73,7 +73,7 @@ extras_start() {
 		>"$TEST_TMP/$name.out" 2>"$TEST_TMP/$name.err" &
 	EXTRAS_PID=$!
 	lib_bg "$EXTRAS_PID"
-	wait_for 10 "epoch-extras to serve" grep -q serving "$TEST_TMP/$name.out"
+	wait_up "$EXTRAS_PID" 10 "epoch-extras to serve" grep -q serving "$TEST_TMP/$name.out"
 	EXTRAS_URL=$(awk '/serving/ {print $2; exit}' "$TEST_TMP/$name.out")
 }
 

@@ -8,6 +8,9 @@
 #   assert_eq WANT GOT WHAT       assert_contains HAYSTACK NEEDLE WHAT
 #   assert_not_contains HAYSTACK NEEDLE WHAT
 #   wait_for SECONDS WHAT CMD...  retry CMD every 0.1 s until it succeeds
+#   wait_up PID SECONDS WHAT CMD...
+#                                 the same for a daemon just started as PID: fails at once,
+#                                 with its exit status, if it dies first
 #   wait_port HOST PORT [SECONDS]
 #   kubesim_start NAME [ARGS...]  start tests/kubesim/kubesim; sets KUBESIM_URL,
 #                                 KUBESIM_PID, KUBESIM_LOG, KUBECONFIG, KUBESIM_TOKEN
@@ -103,6 +106,21 @@ wait_for() {
 	done
 }
 
+wait_up() {
+	local pid=$1 seconds=$2 what=$3 rc=0
+	shift 3
+	local deadline=$((SECONDS + seconds))
+	until "$@" >/dev/null 2>&1; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" || rc=$?
+			lib_forget "$pid"
+			fail "waiting for $what: the process exited with status $rc first"
+		fi
+		[ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${seconds}s waiting for $what"
+		sleep 0.1
+	done
+}
+
 wait_port() {
 	wait_for "${3:-10}" "port $1:$2" bash -c "exec 3<>/dev/tcp/$1/$2"
 }
@@ -119,7 +137,7 @@ kubesim_start() {
 		>"$dir/kubesim.out" 2>"$KUBESIM_LOG" &
 	KUBESIM_PID=$!
 	lib_bg "$KUBESIM_PID"
-	wait_for 10 "kubesim to serve (log: $KUBESIM_LOG)" grep -q serving "$dir/kubesim.out"
+	wait_up "$KUBESIM_PID" 10 "kubesim to serve" grep -q serving "$dir/kubesim.out"
 	KUBESIM_URL=$(awk '/serving/ {print $3; exit}' "$dir/kubesim.out")
 	export KUBECONFIG KUBESIM_URL KUBESIM_PID KUBESIM_LOG KUBESIM_TOKEN
 }

@@ -92,7 +92,7 @@ op_start() {
 		"$BIN/operatord" >"$OP_LOG" 2>&1 &
 	OP_PID=$!
 	lib_bg "$OP_PID"
-	wait_for 20 "$name to be ready (log: $OP_LOG)" curl -sf "http://127.0.0.1:$pport/readyz"
+	wait_up "$OP_PID" 20 "$name to be ready" curl -sf "http://127.0.0.1:$pport/readyz"
 }
 
 op_stop() {

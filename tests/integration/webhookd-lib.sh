@@ -37,7 +37,7 @@ wh_start() {
 		"$BIN/webhookd" >"$TEST_TMP/$name.log" 2>&1 &
 	WH_PID=$!
 	lib_bg "$WH_PID"
-	wait_for 20 "$name to be ready (its log is shown below)" \
+	wait_up "$WH_PID" 20 "$name to be ready" \
 		curl -sf --cacert "$TEST_TMP/ca.crt" --resolve "$WH_SVC:$port:127.0.0.1" \
 		"https://$WH_SVC:$port/readyz"
 }
