@@ -97,21 +97,16 @@ assert_not_contains() {
 }
 
 wait_for() {
-	local seconds=$1 what=$2
-	shift 2
-	local deadline=$((SECONDS + seconds))
-	until "$@" >/dev/null 2>&1; do
-		[ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${seconds}s waiting for $what"
-		sleep 0.1
-	done
+	wait_up "" "$@"
 }
 
+# wait_up with PID "" is wait_for: nothing to watch.
 wait_up() {
 	local pid=$1 seconds=$2 what=$3 rc=0
 	shift 3
 	local deadline=$((SECONDS + seconds))
 	until "$@" >/dev/null 2>&1; do
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
 			wait "$pid" || rc=$?
 			lib_forget "$pid"
 			fail "waiting for $what: the process exited with status $rc first"
