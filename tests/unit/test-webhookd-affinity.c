@@ -113,6 +113,17 @@ static json_t *admit(struct cluster *c, const json_t *pod, char **ret_key)
 	return res;
 }
 
+/* Admits pod and checks only which reservation key it got. */
+static void admit_expect(struct cluster *c, const json_t *pod, const char *want_key)
+{
+	char *key;
+	json_t *r = admit(c, pod, &key);
+
+	assert_string_equal(key, want_key);
+	free(key);
+	json_decref(r);
+}
+
 /* The pod as stored after admission: named, carrying the VM name, on its node. */
 static void create(struct cluster *c, const json_t *pod, const char *name, const json_t *res)
 {
@@ -393,16 +404,10 @@ static void test_slot_reuse_of_gone_pod(void **state)
 	json_decref(r);
 	/* slot 1 was just handed out and its pod is not created yet: the next one gets 3 */
 	c.now += 10;
-	r = admit(&c, pod, &key);
-	assert_string_equal(key, NS ".web.3");
-	free(key);
-	json_decref(r);
+	admit_expect(&c, pod, NS ".web.3");
 	/* past the pending window, an uncreated reservation is free again */
 	c.now += AFFINITY_PENDING_SEC;
-	r = admit(&c, pod, &key);
-	assert_string_equal(key, NS ".web.1");
-	free(key);
-	json_decref(r);
+	admit_expect(&c, pod, NS ".web.1");
 	for (int i = 0; i < 3; i++)
 		json_decref(res[i]);
 	cluster_done(&c);
@@ -448,14 +453,8 @@ static void test_slot_reuse_needs_same_owner_kind(void **state)
 					"\"deployment\":\"web\",\"slot\":7,\"vmName\":\"vk-" NS
 					"-web-7\",\"pod\":\"\",\"node\":\"node-0\","
 					"\"updatedAt\":\"2026-04-10T10:00:00Z\"}"));
-	r = admit(&c, job, &key);
-	assert_string_equal(key, NS ".web.4");
-	free(key);
-	json_decref(r);
-	r = admit(&c, pod, &key);
-	assert_string_equal(key, NS ".web.7");
-	free(key);
-	json_decref(r);
+	admit_expect(&c, job, NS ".web.4");
+	admit_expect(&c, pod, NS ".web.7");
 	for (int i = 0; i < 2; i++)
 		json_decref(res[i]);
 	cluster_done(&c);
